@@ -1,0 +1,74 @@
+"""The Celery app. Its whole configuration derives from ``Settings``.
+
+Messages are JSON only (a pickle message is refused), acknowledged late and
+redelivered if the worker dies, one at a time per worker process. The broker only
+wakes workers: the database holds every run's state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from ffqueue.settings import Settings, get_settings
+
+TRAIN_QUEUE = "train"
+ANALYSIS_QUEUE = "analysis"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport_options: dict[str, Any] = {
+        # A run still training after this many seconds is delivered again; the lease
+        # in the database then stops the second copy. Keep it above the longest run.
+        "visibility_timeout": settings.visibility_timeout,
+    }
+    if settings.uses_filesystem_broker:
+        queue_dir = settings.broker_dir / "queue"
+        processed = settings.broker_dir / "processed"
+        for folder in (queue_dir, processed):
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options.update(
+            data_folder_in=str(queue_dir),
+            data_folder_out=str(queue_dir),
+            processed_folder=str(processed),
+            store_processed=False,
+            polling_interval=settings.broker_poll_interval,
+        )
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        # The database is where results live; no result backend is needed.
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": TRAIN_QUEUE,
+        "task_queues": (Queue(TRAIN_QUEUE), Queue(ANALYSIS_QUEUE)),
+        "task_routes": {
+            "ffqueue.train_run": {"queue": TRAIN_QUEUE},
+            "ffqueue.analyze": {"queue": ANALYSIS_QUEUE},
+            "ffqueue.analyze_all": {"queue": ANALYSIS_QUEUE},
+        },
+        "task_send_sent_event": not settings.uses_filesystem_broker,
+        "worker_send_task_events": not settings.uses_filesystem_broker,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "analyze-all": {"task": "ffqueue.analyze_all", "schedule": settings.analysis_interval},
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+
+
+app = Celery("ffqueue", include=["ffqueue.tasks"])
+app.add_defaults(lambda: celery_config(get_settings()))

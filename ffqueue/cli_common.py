@@ -1,0 +1,59 @@
+"""Pieces every CLI module uses: consoles, output formats, option parsing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+FORMATS = click.Choice(["table", "json"])
+LEFT_ALIGNED = {"architecture", "sweep", "status", "preset", "device", "setting", "value"}
+
+
+def int_list(value: str | None, option: str) -> list[int] | None:
+    """Parse ``0,1,2``; None when the option was not given."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip() != ""]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}",
+                                 param_hint=option) from None
+
+
+def print_rows(rows: list[dict[str, Any]], fmt: str, columns: list[str], title: str = "") -> None:
+    """Print dict rows as a Rich table (``columns``), CSV or a JSON array (every key)."""
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else columns,
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+    else:
+        table = Table(title=title or None)
+        for column in columns:
+            table.add_column(column, justify="left" if column in LEFT_ALIGNED else "right")
+        for row in rows:
+            table.add_row(*[cell(row.get(c)) for c in columns])
+        out.print(table)
+
+
+def _csv_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

@@ -1,0 +1,234 @@
+"""CLI commands about sweeps: submit, run, status, results, analyze, worker, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ffqueue.cli_common import FORMATS, err, int_list, out, print_rows
+from ffqueue.settings import Settings
+
+RESULT_COLUMNS = ["run", "architecture", "params", "mix", "seed", "status", "test_accuracy",
+                  "epochs_done", "seconds"]
+DECAY_COLUMNS = ["architecture", "params", "depth", "seed", "max_accuracy", "slope", "r2",
+                 "mixes"]
+
+
+def _settings() -> Settings:
+    from ffqueue.settings import get_settings
+
+    return get_settings()
+
+
+def sweep_options(function: Any) -> Any:
+    """The options shared by ``sweep submit`` and ``sweep run``."""
+    options = [
+        click.option("--preset", "presets", multiple=True, help="Preset of architectures "
+                     "(repeatable), e.g. fc12."),
+        click.option("--file", "sweep_file", type=click.Path(path_type=Path),
+                     help="A YAML/JSON sweep file (see ffqueue/sweeps.py)."),
+        click.option("--mixes", type=click.Path(path_type=Path),
+                     help="Directory of mixes (mix_00 … mix_10)."),
+        click.option("--epochs", type=click.IntRange(min=0), help="Epochs per run [30]."),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [512]."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+                     help="Adam learning rate [0.001]."),
+        click.option("--seeds", help="Comma-separated seeds [0]."),
+        click.option("--mix-indices", help="Comma-separated mixes to use [0..10]."),
+        click.option("--name", help="Sweep name [the presets]."),
+        click.option("--force", is_flag=True, help="Make a new sweep even if this one exists."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def build_definition(presets: tuple[str, ...], sweep_file: Path | None, mixes: Path | None,
+                     epochs: int | None, batch_size: int | None, lr: float | None,
+                     seeds: str | None, mix_indices: str | None, name: str | None) -> Any:
+    from ffqueue.sweeps import ALL_MIXES, TrainConfig, load_sweep_file, make_definition
+
+    seed_list = int_list(seeds, "--seeds")
+    mix_list = int_list(mix_indices, "--mix-indices")
+    if sweep_file is not None:
+        overrides: dict[str, Any] = {"name": name, "epochs": epochs, "batch_size": batch_size,
+                                     "lr": lr, "seeds": seed_list, "mix_indices": mix_list,
+                                     "mixes": str(mixes) if mixes else None,
+                                     "presets": list(presets) or None}
+        return load_sweep_file(sweep_file, **overrides)
+    if not presets:
+        raise click.UsageError("give --preset (e.g. --preset fc12) or --file SWEEP.yaml")
+    if mixes is None:
+        raise click.UsageError("give --mixes DIR (build mixes with `ffqueue data mixes`)")
+    defaults = TrainConfig()
+    train = TrainConfig(epochs=defaults.epochs if epochs is None else epochs,
+                        batch_size=batch_size or defaults.batch_size, lr=lr or defaults.lr)
+    return make_definition(name=name, mixes_dir=mixes, presets=list(presets),
+                           seeds=seed_list or [0], mix_indices=mix_list or list(ALL_MIXES),
+                           train=train)
+
+
+def submit_definition(definition: Any, settings: Settings, *, force: bool = False) -> Any:
+    """Create the sweep's rows, then publish its queued runs with a progress bar."""
+    from rich.progress import Progress
+
+    from ffqueue.db import require_schema, session_scope
+    from ffqueue.runner import requeue_dead_local_runs
+    from ffqueue.scheduler import message_labels, publish, submit
+
+    require_schema(settings)
+    with session_scope(settings) as session:
+        submission = submit(definition, session=session, force=force)
+        requeued = requeue_dead_local_runs(submission.sweep_id, session=session)
+        messages = message_labels(submission.to_publish + requeued, session=session)
+    state = "new sweep" if submission.created else "sweep already submitted"
+    err.print(f"{state} {submission.name!r} (id {submission.sweep_id}): {submission.runs} runs, "
+              f"{len(messages)} to queue")
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("queueing runs", total=len(messages))
+        publish(messages, settings=settings,
+                progress=lambda i: progress.update(bar, completed=i))
+    return submission
+
+
+@click.group()
+def sweep() -> None:
+    """Submit and run sweeps."""
+
+
+@sweep.command("submit")
+@sweep_options
+def sweep_submit(force: bool, **options: Any) -> None:
+    """Queue a sweep: one run per (architecture, mix, seed). Prints the sweep id last."""
+    settings = _settings()
+    submission = submit_definition(build_definition(**options), settings, force=force)
+    click.echo(submission.sweep_id)
+
+
+@sweep.command("run")
+@sweep_options
+def sweep_run(force: bool, **options: Any) -> None:
+    """Submit a sweep and work through it in this process (no server needed)."""
+    settings = _settings()
+    submission = submit_definition(build_definition(**options), settings, force=force)
+    counts = run_embedded(submission.sweep_id, settings)
+    err.print(f"sweep {submission.sweep_id} ended: {counts['done']} done, "
+              f"{counts['failed']} failed, {counts['cancelled']} cancelled")
+    click.echo(submission.sweep_id)
+
+
+def run_embedded(sweep_id: int, settings: Settings) -> dict[str, int]:
+    from ffqueue.embedded import embedded_worker, wait_for_sweep
+
+    with embedded_worker(settings):
+        return wait_for_sweep(sweep_id, settings, console=err)
+
+
+@click.command()
+@click.argument("sweep_ref", metavar="[SWEEP]", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def status(sweep_ref: str | None, fmt: str) -> None:
+    """Show how far a sweep (default: the newest) has got."""
+    from ffqueue.db import session_scope
+    from ffqueue.results import resolve_sweep, status_counts
+
+    with session_scope(_settings()) as session:
+        found = resolve_sweep(sweep_ref, session=session)
+        counts = status_counts(found, session=session)
+        info: dict[str, Any] = {"sweep": found.name, "id": found.id,
+                                "status": found.status.value, "total": sum(counts.values()),
+                                **counts}
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    out.print(f"sweep {info['sweep']} (id {info['id']}, {info['status']})")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=out, auto_refresh=False) as progress:
+        ended = info["done"] + info["failed"] + info["cancelled"]
+        progress.add_task("ended", total=info["total"], completed=ended)
+    out.print("  ".join(f"{k} {counts[k]}" for k in counts))
+
+
+@click.command()
+@click.argument("sweep_ref", metavar="[SWEEP]", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--preset", help="Only runs of this preset.")
+@click.option("--architecture", help="Only runs of this architecture (text form).")
+@click.option("--all", "all_sweeps", is_flag=True, help="Runs of every sweep.")
+def results(sweep_ref: str | None, fmt: str, preset: str | None, architecture: str | None,
+            all_sweeps: bool) -> None:
+    """Print one row per run of a sweep (default: the newest)."""
+    from ffqueue.db import session_scope
+    from ffqueue.results import resolve_sweep, run_rows
+
+    with session_scope(_settings()) as session:
+        found = None if all_sweeps else resolve_sweep(sweep_ref, session=session)
+        rows = run_rows(found, session=session, preset=preset, architecture=architecture)
+    print_rows(rows, fmt, RESULT_COLUMNS)
+
+
+@click.command()
+@click.argument("sweep_ref", metavar="[SWEEP]", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def analyze(sweep_ref: str | None, fmt: str) -> None:
+    """Fit the decay of every architecture of a sweep now, store and print it."""
+    from ffqueue.db import session_scope
+    from ffqueue.results import analyze_sweep, decay_rows, resolve_sweep
+
+    with session_scope(_settings()) as session:
+        found = resolve_sweep(sweep_ref, session=session)
+        analyze_sweep(found.id, session=session)
+        rows = decay_rows(found, session=session)
+        title = f"decay of sweep {found.name} (slope: accuracy per divergent fraction)"
+    print_rows(rows, fmt, DECAY_COLUMNS, title=title)
+
+
+@click.command()
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (CPU).")
+@click.option("--queues", "-Q", default="train,analysis", show_default=True)
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default=None,
+              help="Celery pool [solo for one process, prefork for more].")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--hostname", "-n", default=None, help="Node name [celery@HOST].")
+def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
+           hostname: str | None) -> None:
+    """Start a Celery worker that trains runs from the queue."""
+    from ffqueue.celery_app import app
+    from ffqueue.db import require_schema
+    from ffqueue.settings import available_cores
+
+    settings = _settings()
+    require_schema(settings)
+    if not settings.torch_threads:
+        # Each process gets its share of the cores: oversubscription is much slower.
+        os.environ.setdefault("FFQ_TORCH_THREADS", str(max(1, available_cores() // concurrency)))
+    argv = ["worker", "--loglevel", loglevel, "--queues", queues, "--concurrency",
+            str(concurrency), "--pool", pool or ("solo" if concurrency == 1 else "prefork")]
+    if hostname:
+        argv += ["--hostname", hostname]
+    app.worker_main(argv)
+
+
+@click.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Start Celery beat (run exactly one): periodic analysis."""
+    from ffqueue.celery_app import app
+
+    schedule = _settings().home_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
+
+
+from ffqueue.cli_demo import demo  # noqa: E402
+
+__all__ = ["analyze", "beat", "demo", "results", "status", "sweep", "worker"]

@@ -1,0 +1,85 @@
+"""Run a Celery worker inside the current process, and wait for a sweep with a progress bar.
+
+This is the embedded path: ``ffqueue demo`` and ``ffqueue sweep run`` publish their
+runs to the configured broker and consume them here, through the same task code
+that a separate ``ffqueue worker`` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery.worker import WorkController
+from celery.worker import state as worker_state
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ffqueue.celery_app import ANALYSIS_QUEUE, TRAIN_QUEUE, app
+from ffqueue.db import session_scope
+from ffqueue.models import RunStatus, Sweep
+from ffqueue.results import status_counts
+from ffqueue.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def embedded_worker(settings: Settings, *, shutdown_timeout: float = 600.0
+                    ) -> Iterator[WorkController]:
+    """A solo-pool worker on a background thread, consuming the train and analysis queues."""
+    import ffqueue.tasks  # noqa: F401  (registers the tasks with the app)
+
+    worker = WorkController(
+        app=app, pool="solo", concurrency=1, queues=[TRAIN_QUEUE, ANALYSIS_QUEUE],
+        loglevel="WARNING", without_heartbeat=True, without_mingle=True, without_gossip=True,
+        hostname=f"embedded@{settings.home_dir.name}",
+    )
+    thread = threading.Thread(target=worker.start, name="ffqueue-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        # Celery's own graceful stop: finish the task in hand, then leave the loop.
+        worker_state.should_stop = 0  # type: ignore[assignment]
+        thread.join(shutdown_timeout)
+        worker_state.should_stop = None
+        if thread.is_alive():  # pragma: no cover - only when a run outlives the timeout
+            log.warning("the embedded worker did not stop within %.0f s", shutdown_timeout)
+
+
+def wait_for_sweep(sweep_id: int, settings: Settings, *, console: Console | None = None,
+                   poll: float = 0.5, timeout: float | None = None) -> dict[str, int]:
+    """Show a progress bar until every run of the sweep has ended; the final counts."""
+    console = console or Console(stderr=True)
+    ended = [s.value for s in RunStatus.ended()]
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with Progress(*columns, console=console, transient=False) as progress:
+        with session_scope(settings) as session:
+            sweep = session.get_one(Sweep, sweep_id)
+            name = sweep.name
+        bar = progress.add_task(f"runs of {name}", total=None, detail="")
+        while True:
+            with session_scope(settings) as session:
+                counts = status_counts(session.get_one(Sweep, sweep_id), session=session)
+            total = sum(counts.values())
+            finished = sum(counts[s] for s in ended)
+            detail = f"running {counts['running']}  failed {counts['failed']}"
+            progress.update(bar, total=total, completed=finished, detail=detail)
+            if finished >= total:
+                return counts
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} did not finish in {timeout} s")
+            time.sleep(poll)
