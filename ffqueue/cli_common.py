@@ -11,7 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is not cut to 80 columns: tables stay whole in files and logs.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 FORMATS = click.Choice(["table", "json"])

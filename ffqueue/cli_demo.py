@@ -8,8 +8,8 @@ import click
 
 from ffqueue.cli_common import err, out, print_rows
 
-DEMO_EPOCHS = 3  # enough for the decay to show; the article used 30
-DEMO_PER_CLASS = 600  # drawings per class in each mix (train + validation + test)
+DEMO_EPOCHS = 5  # enough for the decay to show in a few minutes; the article used 30
+DEMO_PER_CLASS = 1000  # drawings per class in each mix (train + validation + test)
 
 
 @click.command()

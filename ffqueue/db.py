@@ -94,8 +94,12 @@ def upgrade(settings: Settings | None = None, revision: str = "head") -> str:
     from alembic import command
 
     settings = settings or get_settings()
+    config = alembic_config(settings)
     try:
-        command.upgrade(alembic_config(settings), revision)
+        # Our engine, so the SQLite folder is created and the pragmas apply.
+        with get_engine(settings).begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
         return current_revision(settings) or "base"
     except OperationalError as exc:
         raise unreachable(exc, settings) from exc

@@ -1,0 +1,5 @@
+"""``python -m ffqueue`` is the ``ffqueue`` command."""
+
+from ffqueue.cli import main
+
+main()

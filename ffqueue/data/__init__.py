@@ -1,0 +1,38 @@
+"""Data for the model-decay experiments: drawings, the eleven mixes, and how to read them.
+
+- `quickdraw`: read, write and render files in QuickDraw's numpy_bitmap format.
+- `doodles`: a synthetic stand-in for QuickDraw with 20 classes, 10 convergent and 10 divergent.
+- `mixes`: build the mixes mix_00..mix_10 from such files, list and load them with hash checks.
+"""
+
+from ffqueue.data.doodles import CONVERGENT, DIVERGENT, generate, write_doodles
+from ffqueue.data.mixes import (
+    N_MIXES,
+    Mix,
+    MixInfo,
+    build_mixes,
+    list_mixes,
+    load_mix,
+    mix_classes,
+    mix_name,
+)
+from ffqueue.data.quickdraw import list_categories, open_category, render, save_category
+
+__all__ = [
+    "CONVERGENT",
+    "DIVERGENT",
+    "N_MIXES",
+    "Mix",
+    "MixInfo",
+    "build_mixes",
+    "generate",
+    "list_categories",
+    "list_mixes",
+    "load_mix",
+    "mix_classes",
+    "mix_name",
+    "open_category",
+    "render",
+    "save_category",
+    "write_doodles",
+]

@@ -1,0 +1,101 @@
+"""The whole path through Celery: embedded on SQLite, distributed on Redis + PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.helpers import CLEAN_ENV, ffqueue, ffqueue_json
+
+SWEEP = """
+name: queue-test
+mixes: {mixes}
+architectures:
+  - []
+  - [{{type: fc, units: 16}}]
+seeds: [0]
+mix_indices: [0, 2, 4, 6, 8, 10]
+epochs: 2
+batch_size: 128
+"""
+
+
+def write_sweep(tmp_path: Path, mixes: Path) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP.format(mixes=mixes))
+    return path
+
+
+def assert_every_run_done_once(env: dict[str, str], database_url: str, runs: int) -> None:
+    rows = ffqueue_json("results", env=env)
+    assert len(rows) == runs
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in rows), rows
+    assert all(r["epochs_done"] == 2 and 0 <= r["test_accuracy"] <= 1 for r in rows)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        epochs = connection.execute(text("SELECT count(*), count(DISTINCT run_id) "
+                                         "FROM epoch_metrics")).one()
+        keys = connection.execute(text("SELECT count(*) FROM (SELECT DISTINCT sweep_id, "
+                                       "architecture_id, dataset_id, seed FROM runs) k")).scalar()
+    engine.dispose()
+    assert tuple(epochs) == (runs * 2, runs)
+    assert keys == runs
+
+
+def test_embedded_sweep_run_goes_through_celery_on_a_folder_queue(tmp_path, tiny_mixes):
+    env = {"FFQ_HOME": str(tmp_path / "home")}
+    ffqueue("db", "upgrade", env=env)
+    sweep = write_sweep(tmp_path, tiny_mixes)
+    result = ffqueue("sweep", "run", "--file", str(sweep), env=env)
+    sweep_id = result.stdout.strip().splitlines()[-1]
+    assert sweep_id == "1"
+    assert "12 runs" in result.stderr
+    database_url = f"sqlite:///{tmp_path / 'home' / 'ffqueue.db'}"
+    assert_every_run_done_once(env, database_url, runs=12)
+    # The same sweep again: nothing new is queued or trained.
+    again = ffqueue("sweep", "run", "--file", str(sweep), env=env)
+    assert "already submitted" in again.stderr and "0 to queue" in again.stderr
+    assert_every_run_done_once(env, database_url, runs=12)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_distributed_workers_on_redis_and_postgres(tmp_path, tiny_mixes, redis_url, postgres_url):
+    env = {"FFQ_BROKER_URL": redis_url, "FFQ_DATABASE_URL": postgres_url,
+           "FFQ_HOME": str(tmp_path / "home"), "FFQ_TORCH_THREADS": "1"}
+    ffqueue("db", "upgrade", env=env)
+    sweep_id = ffqueue("sweep", "submit", "--file", str(write_sweep(tmp_path, tiny_mixes)),
+                       env=env).stdout.strip().splitlines()[-1]
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "ffqueue", "worker", "--hostname", f"w{i}@%h",
+                          "--loglevel", "WARNING"], env={**CLEAN_ENV, **env},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = ffqueue_json("status", sweep_id, env=env)
+            if status["done"] + status["failed"] == status["total"]:
+                break
+            assert all(w.poll() is None for w in workers), "a worker died"
+            time.sleep(1)
+        assert status["done"] == status["total"] == 12, status
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+    assert_every_run_done_once(env, postgres_url, runs=12)
+    hosts = {r["host"] for r in ffqueue_json("results", sweep_id, env=env)}
+    assert hosts == {os.uname().nodename}
