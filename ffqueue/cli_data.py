@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -93,8 +94,11 @@ def data_show(mixes_dir: Path, fmt: str) -> None:
     """List the mixes of a directory: classes, split sizes, content hash."""
     from ffqueue.data.mixes import list_mixes
 
-    rows = [{"mix": m.name, "classes": list(m.classes), "train": m.n_train, "val": m.n_val,
-             "test": m.n_test, "hash": m.content_hash} for m in list_mixes(mixes_dir)]
+    rows: list[dict[str, Any]] = [
+        {"mix": m.name, "classes": list(m.classes), "train": m.n_train, "val": m.n_val,
+         "test": m.n_test, "hash": m.content_hash}
+        for m in list_mixes(mixes_dir)
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return

@@ -43,7 +43,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - say which service is missing
+    except Exception as exc:
         pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
     try:
         yield server.set(database=name).render_as_string(hide_password=False)

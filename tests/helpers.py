@@ -14,8 +14,9 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("FFQ_")}
 def ffqueue(*args: str, env: dict[str, str] | None = None, check: bool = True,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ffqueue ARGS`` with only the given FFQ_* variables."""
-    result = subprocess.run([sys.executable, "-m", "ffqueue", *args], env={**CLEAN_ENV, **(env or {})},
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([sys.executable, "-m", "ffqueue", *args],
+                            env={**CLEAN_ENV, **(env or {})}, capture_output=True, text=True,
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"ffqueue {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout}\n{result.stderr}")
