@@ -61,8 +61,8 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 def test_non_finite_loss_is_a_training_error():
     data = two_blobs()
-    bad = Split(np.full(data.x_train.shape, np.inf, dtype=np.float32), data.y_train, data.x_val, data.y_val,
-                data.x_test, data.y_test)
+    inf = np.full(data.x_train.shape, np.inf, dtype=np.float32)
+    bad = Split(inf, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
     with pytest.raises(TrainingError, match="loss became nan in epoch 1"):
         train([], bad, TrainConfig(epochs=1), seed=0)
 
