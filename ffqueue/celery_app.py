@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from ffqueue.settings import Settings, get_settings
 
@@ -51,7 +51,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": TRAIN_QUEUE,
-        "task_queues": (Queue(TRAIN_QUEUE), Queue(ANALYSIS_QUEUE)),
+        "task_queues": tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                             for name in (TRAIN_QUEUE, ANALYSIS_QUEUE)),
         "task_routes": {
             "ffqueue.train_run": {"queue": TRAIN_QUEUE},
             "ffqueue.analyze": {"queue": ANALYSIS_QUEUE},

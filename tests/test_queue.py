@@ -99,3 +99,26 @@ def test_distributed_workers_on_redis_and_postgres(tmp_path, tiny_mixes, redis_u
     assert_every_run_done_once(env, postgres_url, runs=12)
     hosts = {r["host"] for r in ffqueue_json("results", sweep_id, env=env)}
     assert hosts == {os.uname().nodename}
+
+
+@pytest.mark.redis
+def test_messages_are_json_and_routed_to_their_queues(redis_url):
+    import json as jsonlib
+
+    import redis
+
+    code = ("from ffqueue.tasks import analyze, train_run; "
+            "train_run.delay(run_id=7, sweep='s', architecture='fc16', mix=3, seed=0); "
+            "analyze.delay(5)")
+    subprocess.run([sys.executable, "-c", code], env={**CLEAN_ENV, "FFQ_BROKER_URL": redis_url},
+                   check=True, timeout=60)
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen("train") == 1 and client.llen("analysis") == 1
+    message = jsonlib.loads(client.lindex("train", 0))
+    assert message["content-type"] == "application/json"
+    assert message["headers"]["task"] == "ffqueue.train_run"
+    from ffqueue.celery_app import celery_config
+    from ffqueue.settings import load_settings
+
+    config = celery_config(load_settings(broker_url=redis_url))
+    assert config["accept_content"] == ["json"] and config["task_serializer"] == "json"
