@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -127,9 +128,15 @@ class Outcome:
     error: str | None = None
 
 
-def execute_run(run_id: int, *, settings: Settings | None = None,
-                worker: str | None = None) -> Outcome:
-    """Claim, train and store one run. Torch is imported only here."""
+Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
+
+
+def execute_run(run_id: int, *, settings: Settings | None = None, worker: str | None = None,
+                progress: Progress | None = None) -> Outcome:
+    """Claim, train and store one run. Torch is imported only here.
+
+    ``progress`` is called after every epoch (the Celery task reports it to Flower).
+    """
     settings = settings or get_settings()
     worker = worker or worker_name()
     with session_scope(settings) as session:
@@ -139,7 +146,7 @@ def execute_run(run_id: int, *, settings: Settings | None = None,
         log.info("run %s is not claimable (done, running elsewhere or paused); skipping", run_id)
         return Outcome(run_id, "skipped")
     try:
-        result, device, torch_version = _train(job, settings, worker)
+        result, device, torch_version = _train(job, settings, worker, progress)
     except PERMANENT_ERRORS as exc:
         return _failed(run_id, worker, str(exc), settings, retry=False)
     except Exception as exc:
@@ -163,7 +170,8 @@ def weights_path(settings: Settings, run_id: int) -> Path:
     return settings.effective_artifact_dir / "runs" / f"{run_id}" / "final.pt"
 
 
-def _train(job: Job, settings: Settings, worker: str) -> tuple[Any, str, str]:
+def _train(job: Job, settings: Settings, worker: str,
+           progress: Progress | None) -> tuple[Any, str, str]:
     import torch
 
     from ffqueue.data.mixes import load_mix
@@ -177,6 +185,8 @@ def _train(job: Job, settings: Settings, worker: str) -> tuple[Any, str, str]:
     def on_epoch(metrics: Any) -> None:
         with session_scope(settings) as session:
             record_epoch(job.run_id, worker, metrics, session=session)
+        if progress is not None:
+            progress(metrics.epoch, job.config.epochs)
 
     result = train(job.spec, Split.of(mix), job.config, seed=job.seed, device=device,
                    on_epoch=on_epoch)
