@@ -102,6 +102,12 @@ from ffqueue.cli_data import data  # noqa: E402
 
 cli.add_command(data)
 
+from ffqueue.cli_control import CONTROL_COMMANDS, reconcile  # noqa: E402
+
+for command in CONTROL_COMMANDS:
+    sweep.add_command(command)
+cli.add_command(reconcile)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every expected error into one line on stderr."""

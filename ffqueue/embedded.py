@@ -39,6 +39,9 @@ def embedded_worker(settings: Settings, *, shutdown_timeout: float = 600.0
                     ) -> Iterator[WorkController]:
     """A solo-pool worker on a background thread, consuming the train and analysis queues."""
     import ffqueue.tasks  # noqa: F401  (registers the tasks with the app)
+    from ffqueue.celery_app import celery_config
+
+    app.conf.update(celery_config(settings))  # the worker consumes from *these* settings
 
     worker = WorkController(
         app=app, pool="solo", concurrency=1, queues=[TRAIN_QUEUE, ANALYSIS_QUEUE],

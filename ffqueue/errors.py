@@ -35,3 +35,7 @@ class ServiceUnavailable(FFQueueError):
 
 class TrainingError(FFQueueError):
     """Raised when a run fails for a reason that retrying will not fix (e.g. NaN loss)."""
+
+
+class RunRetry(FFQueueError):
+    """Raised when a run failed in a way that may pass and was queued again for a retry."""

@@ -1,190 +1,224 @@
-"""Execute one run: claim it in the database, train, store the result.
+"""Execute one run: claim it, train it while keeping the lease alive, store the result.
 
 This is what the ``train_run`` task calls; it needs no Celery. Every state change is
-its own short transaction, so a crash at any point leaves the database consistent:
-the run is either still claimable or done.
+its own short transaction (see ``leases.py``), so a crash at any point leaves the
+database consistent: the run is either still claimable or done. A trained result is
+written to disk before the database, so a database outage never loses training.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import socket
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, or_, select, update
-from sqlalchemy.orm import Session
-
 from ffqueue.db import session_scope
-from ffqueue.errors import DataError, SpecError, TrainingError
-from ffqueue.models import EpochMetric, Run, RunStatus, Sweep, SweepStatus, utcnow
+from ffqueue.errors import DataError, RunRetry, ServiceUnavailable, SpecError, TrainingError
+from ffqueue.leases import (
+    Job,
+    attempts_left,
+    claim_run,
+    discard_epochs_after,
+    end_run,
+    heartbeat,
+    record_epoch,
+    requeue_dead_local_runs,
+    store_result,
+    worker_name,
+)
+from ffqueue.models import RunStatus
 from ffqueue.settings import Settings, get_settings
-from ffqueue.sweeps import TrainConfig
 
 log = logging.getLogger(__name__)
 
 PERMANENT_ERRORS = (DataError, SpecError, TrainingError)  # retrying cannot fix these
+Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
+
+__all__ = ["Job", "Outcome", "claim_run", "execute_run", "requeue_dead_local_runs",
+           "weights_path", "worker_name"]
 
 
-@dataclass(frozen=True)
-class Job:
-    """What a claimed run needs to train, read in the claiming transaction."""
+class LeaseLost(Exception):
+    """Raised inside training when the lease was taken over or the sweep cancelled."""
 
-    run_id: int
-    spec: list[dict[str, Any]]
-    mixes_dir: str
-    mix_index: int
-    content_hash: str
-    seed: int
-    config: TrainConfig
-    attempt: int
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim_run(run_id: int, *, worker: str, lease_seconds: int, session: Session) -> Job | None:
-    """Take the lease on a run, or return None if it is not ours to train.
-
-    One conditional UPDATE decides, so two workers racing for the same run cannot
-    both win: it succeeds for a queued run, or a running run whose lease expired.
-    """
-    now = utcnow()
-    stale = now - timedelta(seconds=lease_seconds)
-    active_sweep = select(Sweep.id).where(Sweep.status == SweepStatus.ACTIVE)
-    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Run)
-        .where(Run.id == run_id, Run.sweep_id.in_(active_sweep))
-        .where(or_(Run.status == RunStatus.QUEUED,
-                   (Run.status == RunStatus.RUNNING) & (Run.heartbeat_at < stale)))
-        .values(status=RunStatus.RUNNING, worker=worker, host=socket.gethostname(),
-                attempts=Run.attempts + 1, started_at=now, heartbeat_at=now, error=None)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        return None
-    run = session.get_one(Run, run_id)
-    session.refresh(run)
-    # A fresh start: epochs from an earlier, crashed attempt are replaced.
-    session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id))
-    run.epochs_done = 0
-    return Job(run_id=run.id, spec=run.architecture.spec, mixes_dir=run.sweep.mixes_dir,
-               mix_index=run.dataset.mix_index, content_hash=run.dataset.content_hash,
-               seed=run.seed, config=TrainConfig.from_dict(run.sweep.config),
-               attempt=run.attempts)
-
-
-def record_epoch(run_id: int, worker: str, metrics: Any, *, session: Session) -> None:
-    """Store one epoch's metrics and refresh the lease's heartbeat."""
-    session.add(EpochMetric(run_id=run_id, epoch=metrics.epoch, train_loss=metrics.train_loss,
-                            val_accuracy=metrics.val_accuracy,
-                            test_accuracy=metrics.test_accuracy, seconds=metrics.seconds))
-    session.execute(update(Run).where(Run.id == run_id, Run.worker == worker)
-                    .values(heartbeat_at=utcnow(), epochs_done=metrics.epoch))
-
-
-def finish_run(run_id: int, worker: str, result: Any, device: str, torch_version: str, *,
-               session: Session) -> bool:
-    """Write the final result if this worker still holds the lease; True if written."""
-    final = result.final
-    written: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Run)
-        .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.RUNNING)
-        .values(status=RunStatus.DONE, finished_at=utcnow(), heartbeat_at=utcnow(),
-                device=device, torch_version=torch_version,
-                epochs_done=len(result.epochs),
-                train_loss=final.train_loss if final else None,
-                val_accuracy=final.val_accuracy if final else None,
-                test_accuracy=final.test_accuracy if final else None,
-                train_seconds=result.seconds, confusion=result.confusion)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(written.rowcount == 1)
-
-
-def fail_run(run_id: int, worker: str, error: str, *, retry: bool, max_attempts: int,
-             session: Session) -> RunStatus:
-    """Record an error: back to queued while attempts remain and ``retry``, else failed."""
-    run = session.get_one(Run, run_id)
-    if run.worker != worker or run.status != RunStatus.RUNNING:
-        return run.status
-    run.error = error[:2000]
-    run.finished_at = utcnow()
-    run.status = (RunStatus.QUEUED if retry and run.attempts < max_attempts
-                  else RunStatus.FAILED)
-    return run.status
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
 
 
 @dataclass(frozen=True)
 class Outcome:
     run_id: int
-    status: str  # done | failed | queued | skipped
+    status: str  # done | failed | queued | cancelled | skipped
     test_accuracy: float | None = None
     error: str | None = None
 
 
-Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
+def run_dir(settings: Settings, run_id: int) -> Path:
+    return settings.effective_artifact_dir / "runs" / str(run_id)
+
+
+def weights_path(settings: Settings, run_id: int) -> Path:
+    return run_dir(settings, run_id) / "final.pt"
+
+
+def checkpoint_path(settings: Settings, run_id: int) -> Path:
+    return run_dir(settings, run_id) / "checkpoint.pt"
+
+
+def pending_path(settings: Settings, run_id: int) -> Path:
+    """A trained result waiting to be written to the database."""
+    return run_dir(settings, run_id) / "result.json"
+
+
+class Heartbeat:
+    """Refreshes a run's lease from a background thread while it trains."""
+
+    def __init__(self, run_id: int, worker: str, settings: Settings) -> None:
+        self.run_id, self.worker, self.settings = run_id, worker, settings
+        self.state = "ok"  # ok | lost | cancelled
+        self._stop = threading.Event()
+        self._interval = max(settings.lease_seconds / 4, 0.2)
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with session_scope(self.settings) as session:
+                    self.state = heartbeat(self.run_id, self.worker, session=session)
+            except ServiceUnavailable as exc:  # keep training; the next beat may get through
+                log.warning("heartbeat of run %s failed: %s", self.run_id, exc)
+            if self.state != "ok":
+                return
+
+    def check(self) -> None:
+        if self.state != "ok":
+            raise LeaseLost(self.state)
 
 
 def execute_run(run_id: int, *, settings: Settings | None = None, worker: str | None = None,
                 progress: Progress | None = None) -> Outcome:
-    """Claim, train and store one run. Torch is imported only here.
+    """Claim, train and store one run. Torch is imported only when training.
 
     ``progress`` is called after every epoch (the Celery task reports it to Flower).
+    Raises ServiceUnavailable when the database is down (the task retries later) and
+    RunRetry when training failed in a way that may pass.
     """
     settings = settings or get_settings()
     worker = worker or worker_name()
+    if pending_path(settings, run_id).exists():
+        return _store_pending(run_id, settings)
     with session_scope(settings) as session:
         job = claim_run(run_id, worker=worker, lease_seconds=settings.lease_seconds,
-                        session=session)
+                        max_attempts=settings.max_attempts, session=session)
     if job is None:
-        log.info("run %s is not claimable (done, running elsewhere or paused); skipping", run_id)
+        log.info("run %s is not claimable (ended, running elsewhere or paused)", run_id)
         return Outcome(run_id, "skipped")
+    with session_scope(settings) as session:
+        discard_epochs_after(run_id, _resume_epoch(settings, run_id), session=session)
     try:
-        result, device, torch_version = _train(job, settings, worker, progress)
+        with Heartbeat(run_id, worker, settings) as beat:
+            result = _train(job, settings, worker, progress, beat)
+    except LeaseLost as exc:
+        if exc.state == "cancelled":
+            return _end(run_id, worker, RunStatus.CANCELLED, "sweep cancelled", settings)
+        log.warning("run %s: lease lost to another worker; dropping this copy", run_id)
+        return Outcome(run_id, "skipped")
     except PERMANENT_ERRORS as exc:
-        return _failed(run_id, worker, str(exc), settings, retry=False)
+        return _end(run_id, worker, RunStatus.FAILED, str(exc), settings)
     except Exception as exc:
-        _failed(run_id, worker, f"{type(exc).__name__}: {exc}", settings, retry=True)
-        raise
-    with session_scope(settings) as session:
-        finish_run(run_id, worker, result, device, torch_version, session=session)
-    final = result.final
-    return Outcome(run_id, "done", final.test_accuracy if final else None)
+        error = f"{type(exc).__name__}: {exc}"
+        with session_scope(settings) as session:
+            retry = attempts_left(run_id, settings.max_attempts, session=session)
+        outcome = _end(run_id, worker, RunStatus.QUEUED if retry else RunStatus.FAILED,
+                       error, settings)
+        if retry:
+            raise RunRetry(f"run {run_id} queued again after {error}") from exc
+        return outcome
+    _write_pending(settings, run_id, result)
+    return _store_pending(run_id, settings)
 
 
-def _failed(run_id: int, worker: str, error: str, settings: Settings, *, retry: bool) -> Outcome:
-    log.warning("run %s failed: %s", run_id, error)
+def _end(run_id: int, worker: str, status: RunStatus, error: str, settings: Settings) -> Outcome:
+    log.warning("run %s %s: %s", run_id, status.value, error)
     with session_scope(settings) as session:
-        status = fail_run(run_id, worker, error, retry=retry,
-                          max_attempts=settings.max_attempts, session=session)
+        end_run(run_id, worker, status, error, session=session)
     return Outcome(run_id, status.value, error=error)
 
 
-def weights_path(settings: Settings, run_id: int) -> Path:
-    return settings.effective_artifact_dir / "runs" / f"{run_id}" / "final.pt"
+def _write_pending(settings: Settings, run_id: int, result: dict[str, Any]) -> None:
+    path = pending_path(settings, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
 
 
-def _train(job: Job, settings: Settings, worker: str,
-           progress: Progress | None) -> tuple[Any, str, str]:
+def _store_pending(run_id: int, settings: Settings) -> Outcome:
+    """Write a result kept on disk; remove it once the database has it (or refused it)."""
+    path = pending_path(settings, run_id)
+    result = json.loads(path.read_text())
+    with session_scope(settings) as session:
+        written = store_result(run_id, result, session=session)
+    path.unlink(missing_ok=True)
+    if not written:
+        log.info("run %s had already ended; its duplicate result is dropped", run_id)
+        return Outcome(run_id, "skipped")
+    checkpoint_path(settings, run_id).unlink(missing_ok=True)  # finished: keep final weights
+    final = result["epochs"][-1] if result["epochs"] else {}
+    return Outcome(run_id, "done", final.get("test_accuracy"))
+
+
+def _resume_epoch(settings: Settings, run_id: int) -> int:
+    """The epoch the run's checkpoint holds (0 without one)."""
+    path = checkpoint_path(settings, run_id)
+    if not path.exists():
+        return 0
+    from worker.checkpoint import checkpoint_epoch
+
+    return int(checkpoint_epoch(path))
+
+
+@lru_cache(maxsize=4)
+def _cached_mix(mixes_dir: str, index: int, content_hash: str) -> Any:
+    """Mixes stay in memory between runs: a worker trains many runs on the same 11 mixes."""
+    from ffqueue.data.mixes import load_mix
+
+    return load_mix(Path(mixes_dir), index, expected_hash=content_hash)
+
+
+def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
+           beat: Heartbeat) -> dict[str, Any]:
     import torch
 
-    from ffqueue.data.mixes import load_mix
     from worker.device import describe, pick_device, set_threads
     from worker.train import Split, save_weights, train
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
-    mix = load_mix(Path(job.mixes_dir), job.mix_index, expected_hash=job.content_hash)
+    mix = _cached_mix(job.mixes_dir, job.mix_index, job.content_hash)
 
     def on_epoch(metrics: Any) -> None:
-        with session_scope(settings) as session:
-            record_epoch(job.run_id, worker, metrics, session=session)
+        try:
+            with session_scope(settings) as session:
+                record_epoch(job.run_id, worker, metrics, session=session)
+        except ServiceUnavailable as exc:  # the final write stores every epoch anyway
+            log.warning("run %s: epoch %s not recorded yet: %s", job.run_id, metrics.epoch, exc)
+        beat.check()
         if progress is not None:
             progress(metrics.epoch, job.config.epochs)
 
@@ -192,34 +226,6 @@ def _train(job: Job, settings: Settings, worker: str,
                    on_epoch=on_epoch)
     if result.state_dict is not None:
         save_weights(result.state_dict, weights_path(settings, job.run_id))
-    return result, describe(device), torch.__version__
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def requeue_dead_local_runs(sweep_id: int, *, session: Session) -> list[int]:
-    """Runs of this sweep leased by a process of this host that no longer exists.
-
-    They are put back to queued and returned so the caller can publish them again:
-    an interrupted ``ffqueue demo`` resumes at once instead of waiting for the lease
-    to expire.
-    """
-    host = socket.gethostname()
-    running = session.scalars(select(Run).where(Run.sweep_id == sweep_id,
-                                                Run.status == RunStatus.RUNNING,
-                                                Run.host == host)).all()
-    requeued = []
-    for run in running:
-        pid = (run.worker or "").rsplit(":", 1)[-1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            run.status, run.worker = RunStatus.QUEUED, None
-            requeued.append(run.id)
-    return requeued
+    return {"epochs": [asdict(e) for e in result.epochs], "confusion": result.confusion,
+            "seconds": result.seconds, "device": describe(device),
+            "torch_version": torch.__version__}

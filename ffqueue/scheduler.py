@@ -123,13 +123,20 @@ def message_labels(run_ids: Iterable[int], *, session: Session) -> list[dict[str
 def publish(messages: Sequence[dict[str, Any]], *, settings: Settings | None = None,
             progress: Callable[[int], None] | None = None) -> int:
     """Send one ``train_run`` message per run over a single broker connection."""
+    from kombu import Connection
+
+    from ffqueue.celery_app import celery_config
     from ffqueue.tasks import train_run
 
     settings = settings or get_settings()
     if not messages:
         return 0
+    # The connection comes from ``settings``, not from the app's first configuration,
+    # so a process can publish for the settings it was given.
+    options = celery_config(settings)["broker_transport_options"]
     try:
-        with train_run.app.producer_or_acquire() as producer:
+        with Connection(settings.effective_broker_url, transport_options=options) as connection:
+            producer = train_run.app.amqp.Producer(connection, auto_declare=True)
             for i, kwargs in enumerate(messages, 1):
                 train_run.apply_async(kwargs=kwargs, producer=producer, retry=True,
                                       retry_policy={"max_retries": 2, "interval_start": 0.2,

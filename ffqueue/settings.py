@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(120, gt=0)  # seconds without heartbeat before a run is orphaned
     max_attempts: int = Field(3, ge=1)  # crashes before a run is marked failed
     analysis_interval: float = Field(60.0, gt=0)  # seconds between beat analyses
+    reconcile_interval: float = Field(60.0, gt=0)  # seconds between beat reconciliations
+    reconcile_grace: float = Field(60.0, ge=0)  # seconds a run may wait unseen before requeue
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     torch_threads: int = Field(0, ge=0)  # 0: the cores this process may use
     flower_basic_auth: str = ""  # user:password, required outside local mode
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
             "lease_seconds": self.lease_seconds,
             "max_attempts": self.max_attempts,
             "analysis_interval": self.analysis_interval,
+            "reconcile_interval": self.reconcile_interval,
+            "reconcile_grace": self.reconcile_grace,
             "device": self.device,
             "torch_threads": self.torch_threads,
             "flower_basic_auth": _mask_auth(self.flower_basic_auth),

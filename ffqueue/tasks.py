@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from ffqueue.celery_app import app
-from ffqueue.errors import ServiceUnavailable
+from ffqueue.errors import RunRetry, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 @app.task(
     name="ffqueue.train_run",
     bind=True,
-    autoretry_for=(ServiceUnavailable,),  # the database blinked: try again later
+    # The database blinked, or training hit an error that may pass: try again later.
+    autoretry_for=(ServiceUnavailable, RunRetry),
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=10,
@@ -49,6 +50,17 @@ def analyze_all() -> list[int]:
 
     with session_scope() as session:
         return analyze_stale_sweeps(session=session)
+
+
+@app.task(name="ffqueue.reconcile", autoretry_for=(ServiceUnavailable,), retry_backoff=True)
+def reconcile(grace: float | None = None) -> list[int]:
+    """Beat's periodic task: publish again the runs that the queue has lost."""
+    from ffqueue.reconciler import reconcile as reconcile_runs
+    from ffqueue.settings import get_settings
+
+    settings = get_settings()
+    grace = settings.reconcile_grace if grace is None else grace
+    return reconcile_runs(settings, grace=grace).all
 
 
 def _pid() -> int:

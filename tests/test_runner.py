@@ -83,12 +83,15 @@ def test_a_live_lease_cannot_be_claimed_twice(settings, tiny_mixes):
     with session_scope(settings) as session:
         run_id = submit(small_definition(tiny_mixes), session=session).to_publish[0]
     with session_scope(settings) as session:
-        assert claim_run(run_id, worker="a:1", lease_seconds=60, session=session) is not None
+        assert claim_run(run_id, worker="a:1", lease_seconds=60, max_attempts=3,
+                         session=session) is not None
     with session_scope(settings) as session:
-        assert claim_run(run_id, worker="b:2", lease_seconds=60, session=session) is None
+        assert claim_run(run_id, worker="b:2", lease_seconds=60, max_attempts=3,
+                         session=session) is None
     # Once the lease has expired another worker takes the run over.
     with session_scope(settings) as session:
-        job = claim_run(run_id, worker="b:2", lease_seconds=-1, session=session)
+        job = claim_run(run_id, worker="b:2", lease_seconds=-1, max_attempts=3,
+                        session=session)
         assert job is not None and job.attempt == 2
 
 
