@@ -27,13 +27,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.uses_filesystem_broker:
         queue_dir = settings.broker_dir / "queue"
         processed = settings.broker_dir / "processed"
-        for folder in (queue_dir, processed):
+        control = settings.broker_dir / "control"  # exchange tables; default is ./control
+        for folder in (queue_dir, processed, control):
             folder.mkdir(parents=True, exist_ok=True)
         transport_options.update(
             data_folder_in=str(queue_dir),
             data_folder_out=str(queue_dir),
             processed_folder=str(processed),
             store_processed=False,
+            control_folder=str(control),
             polling_interval=settings.broker_poll_interval,
         )
     return {
