@@ -155,14 +155,17 @@ def store_result(run_id: int, result: dict[str, Any], *, session: Session) -> bo
     Written only while the run has not ended, so the first finished copy wins and any
     later one (a duplicate delivery, a run taken over) changes nothing. True if written.
     """
-    epochs = result["epochs"]
+    epochs = sorted(result["epochs"], key=lambda e: e["epoch"])
     final = epochs[-1] if epochs else {}
+    # A resumed run may carry only the epochs after its checkpoint: the earlier ones
+    # are already stored, so the last epoch's number, not the count, is the total.
+    last = int(final.get("epoch", 0))
     written = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_([RunStatus.RUNNING, RunStatus.QUEUED]))
         .values(status=RunStatus.DONE, finished_at=utcnow(), heartbeat_at=utcnow(),
                 worker=None, error=None, device=result["device"],
-                torch_version=result["torch_version"], epochs_done=len(epochs),
+                torch_version=result["torch_version"], epochs_done=last,
                 train_loss=final.get("train_loss"), val_accuracy=final.get("val_accuracy"),
                 test_accuracy=final.get("test_accuracy"), train_seconds=result["seconds"],
                 confusion=result["confusion"])
@@ -171,7 +174,7 @@ def store_result(run_id: int, result: dict[str, Any], *, session: Session) -> bo
     if _rowcount(written) != 1:
         return False
     session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id,
-                                              EpochMetric.epoch > len(epochs)))
+                                              EpochMetric.epoch > last))
     _upsert_epochs([{"run_id": run_id, **e} for e in epochs], session=session)
     return True
 
