@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install demo test lint services bench clean
+.PHONY: install demo test lint services browser bench clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: install services lint
+browser:
+	bash scripts/install-browser.sh
+
+test: install services browser lint
 	$(PY) -m pytest
 
 bench: install

@@ -59,6 +59,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "ffqueue.train_run": {"queue": TRAIN_QUEUE},
             "ffqueue.analyze": {"queue": ANALYSIS_QUEUE},
             "ffqueue.analyze_all": {"queue": ANALYSIS_QUEUE},
+            "ffqueue.ae_loss": {"queue": ANALYSIS_QUEUE},
             "ffqueue.reconcile": {"queue": ANALYSIS_QUEUE},
         },
         "task_send_sent_event": not settings.uses_filesystem_broker,

@@ -101,12 +101,19 @@ for command in (sweep, status, results, analyze, worker, beat, demo):
 from ffqueue.cli_data import data  # noqa: E402
 
 cli.add_command(data)
+from ffqueue.cli_report import report  # noqa: E402
+
+cli.add_command(report)
 
 from ffqueue.cli_control import CONTROL_COMMANDS, reconcile  # noqa: E402
 
 for command in CONTROL_COMMANDS:
     sweep.add_command(command)
 cli.add_command(reconcile)
+
+from ffqueue.cli_deploy import flower  # noqa: E402
+
+cli.add_command(flower)
 
 
 def main(argv: list[str] | None = None) -> None:

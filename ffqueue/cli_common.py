@@ -9,6 +9,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 # Piped output is not cut to 80 columns: tables stay whole in files and logs.
@@ -20,14 +28,23 @@ LEFT_ALIGNED = {"architecture", "sweep", "status", "preset", "device", "setting"
 
 
 def int_list(value: str | None, option: str) -> list[int] | None:
-    """Parse ``0,1,2``; None when the option was not given."""
+    """Parse ``0,1,2`` or ranges like ``0-9,20``; None when the option was not given."""
     if value is None:
         return None
+    numbers: list[int] = []
     try:
-        return [int(v) for v in value.split(",") if v.strip() != ""]
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            low, dash, high = part.partition("-")
+            if dash and low:
+                numbers.extend(range(int(low), int(high) + 1))
+            else:
+                numbers.append(int(part))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}",
-                                 param_hint=option) from None
+        raise click.BadParameter(f"expected comma-separated integers or ranges (0-9), "
+                                 f"got {value!r}", param_hint=option) from None
+    return numbers
 
 
 def print_rows(rows: list[dict[str, Any]], fmt: str, columns: list[str], title: str = "") -> None:
@@ -58,3 +75,12 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def progress_bar(*columns: ProgressColumn | str, console: Console | None = None) -> Progress:
+    """A progress bar on stderr. On a terminal it stays when done; elsewhere (logs, pipes,
+    tests) it leaves nothing behind, so an error stays the one line on stderr."""
+    console = console or err
+    columns = columns or (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=not console.is_terminal)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ffqueue.cli_common import FORMATS, err, int_list, out, print_rows
+from ffqueue.cli_common import FORMATS, err, int_list, out, print_rows, progress_bar
 from ffqueue.settings import Settings
 
 RESULT_COLUMNS = ["run", "architecture", "params", "mix", "seed", "status", "test_accuracy",
@@ -74,8 +74,6 @@ def build_definition(presets: tuple[str, ...], sweep_file: Path | None, mixes: P
 
 def submit_definition(definition: Any, settings: Settings, *, force: bool = False) -> Any:
     """Create the sweep's rows, then publish its queued runs with a progress bar."""
-    from rich.progress import Progress
-
     from ffqueue.db import require_schema, session_scope
     from ffqueue.runner import requeue_dead_local_runs
     from ffqueue.scheduler import message_labels, publish, submit
@@ -88,7 +86,7 @@ def submit_definition(definition: Any, settings: Settings, *, force: bool = Fals
     state = "new sweep" if submission.created else "sweep already submitted"
     err.print(f"{state} {submission.name!r} (id {submission.sweep_id}): {submission.runs} runs, "
               f"{len(messages)} to queue")
-    with Progress(console=err, transient=True) as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("queueing runs", total=len(messages))
         publish(messages, settings=settings,
                 progress=lambda i: progress.update(bar, completed=i))
@@ -131,64 +129,82 @@ def run_embedded(sweep_id: int, settings: Settings) -> dict[str, int]:
 @click.command()
 @click.argument("sweep_ref", metavar="[SWEEP]", required=False)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def status(sweep_ref: str | None, fmt: str) -> None:
-    """Show how far a sweep (default: the newest) has got."""
-    from ffqueue.db import session_scope
-    from ffqueue.results import resolve_sweep, status_counts
+@click.option("--watch", is_flag=True, help="Refresh until every run of the sweep has ended.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+def status(sweep_ref: str | None, fmt: str, watch: bool, interval: float) -> None:
+    """Show how far a sweep (default: the newest) has got: a bar per preset with
+    done, running and failed runs, and an ETA from the observed run times."""
+    from ffqueue.cli_report import progress_view, sweep_progress, watch_progress
 
-    with session_scope(_settings()) as session:
-        found = resolve_sweep(sweep_ref, session=session)
-        counts = status_counts(found, session=session)
-        info: dict[str, Any] = {"sweep": found.name, "id": found.id,
-                                "status": found.status.value, "total": sum(counts.values()),
-                                **counts}
+    info = sweep_progress(sweep_ref, _settings())
     if fmt == "json":
         click.echo(json.dumps(info, indent=2))
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    out.print(f"sweep {info['sweep']} (id {info['id']}, {info['status']})")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=out, auto_refresh=False) as progress:
-        ended = info["done"] + info["failed"] + info["cancelled"]
-        progress.add_task("ended", total=info["total"], completed=ended)
-    out.print("  ".join(f"{k} {counts[k]}" for k in counts))
+    elif watch:
+        watch_progress(sweep_ref, _settings(), interval)
+    else:
+        out.print(progress_view(info))
 
 
 @click.command()
 @click.argument("sweep_ref", metavar="[SWEEP]", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
+              default="table", show_default=True, help="parquet needs pyarrow and --out.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of standard output.")
 @click.option("--preset", help="Only runs of this preset.")
 @click.option("--architecture", help="Only runs of this architecture (text form).")
 @click.option("--all", "all_sweeps", is_flag=True, help="Runs of every sweep.")
-def results(sweep_ref: str | None, fmt: str, preset: str | None, architecture: str | None,
-            all_sweeps: bool) -> None:
-    """Print one row per run of a sweep (default: the newest)."""
+def results(sweep_ref: str | None, fmt: str, out_file: Path | None, preset: str | None,
+            architecture: str | None, all_sweeps: bool) -> None:
+    """Print or export one row per run of a sweep (default: the newest)."""
+    from ffqueue.cli_report import export_rows
     from ffqueue.db import session_scope
     from ffqueue.results import resolve_sweep, run_rows
 
+    if fmt == "parquet" and out_file is None:
+        raise click.UsageError("--format parquet writes a file: give --out FILE")
     with session_scope(_settings()) as session:
         found = None if all_sweeps else resolve_sweep(sweep_ref, session=session)
         rows = run_rows(found, session=session, preset=preset, architecture=architecture)
-    print_rows(rows, fmt, RESULT_COLUMNS)
+    if out_file is None:
+        print_rows(rows, fmt, RESULT_COLUMNS)
+    else:
+        export_rows(rows, fmt, out_file)
+        err.print(f"{len(rows)} runs written to {out_file}")
 
 
 @click.command()
 @click.argument("sweep_ref", metavar="[SWEEP]", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-def analyze(sweep_ref: str | None, fmt: str) -> None:
-    """Fit the decay of every architecture of a sweep now, store and print it."""
+@click.option("--ae", "autoencoder", is_flag=True,
+              help="Also train a small autoencoder per class for its loss (once per sweep).")
+def analyze(sweep_ref: str | None, fmt: str, autoencoder: bool) -> None:
+    """Fit the decay of every architecture of a sweep now, store and print it.
+
+    The table format also shows the means over seeds and how well each convergence
+    measure ranks the classes; csv and json give one row per architecture and seed."""
+    from ffqueue.cli_report import print_analysis_extras
     from ffqueue.db import session_scope
-    from ffqueue.results import analyze_sweep, decay_rows, resolve_sweep
+    from ffqueue.results import (
+        analyze_sweep,
+        class_rows,
+        decay_rows,
+        resolve_sweep,
+        summary_rows,
+    )
 
     with session_scope(_settings()) as session:
         found = resolve_sweep(sweep_ref, session=session)
-        analyze_sweep(found.id, session=session)
+        analyze_sweep(found.id, session=session, autoencoder=autoencoder)
         rows = decay_rows(found, session=session)
+        summaries = summary_rows(found, session=session) if fmt == "table" else []
+        classes = class_rows(found, session=session) if fmt == "table" else []
         title = f"decay of sweep {found.name} (slope: accuracy per divergent fraction)"
     print_rows(rows, fmt, DECAY_COLUMNS, title=title)
+    if fmt == "table":
+        print_analysis_extras(summaries, classes)
 
 
 @click.command()
@@ -199,20 +215,37 @@ def analyze(sweep_ref: str | None, fmt: str) -> None:
               help="Celery pool [solo for one process, prefork for more].")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Node name [celery@HOST].")
+@click.option("--autoscale", default=None, metavar="MAX[,MIN]",
+              help="Grow to MAX processes while runs wait, shrink to MIN (prefork).")
+@click.option("--gpus", default=None, metavar="0,1|all",
+              help="One worker process per GPU (concurrency 1, solo pool), pinned with "
+                   "CUDA_VISIBLE_DEVICES; 'all' falls back to CPU workers without a GPU.")
 def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
-           hostname: str | None) -> None:
+           hostname: str | None, autoscale: str | None, gpus: str | None) -> None:
     """Start a Celery worker that trains runs from the queue."""
+    if gpus is not None:
+        from worker.gpus import start_gpu_workers
+
+        code = start_gpu_workers(gpus, queues=queues, loglevel=loglevel, hostname=hostname)
+        if code is not None:
+            raise SystemExit(code)
     from ffqueue.celery_app import app
-    from ffqueue.db import require_schema
+    from ffqueue.cli_deploy import autoscale_argv
+    from ffqueue.db import get_engine, require_schema
     from ffqueue.settings import available_cores
 
+    scaling, concurrency, pool = autoscale_argv(autoscale, concurrency, pool)
     settings = _settings()
     require_schema(settings)
+    # No pooled connection may cross the fork into prefork children: two processes
+    # on one PostgreSQL socket corrupt each other's transactions.
+    get_engine(settings).dispose()
     if not settings.torch_threads:
         # Each process gets its share of the cores: oversubscription is much slower.
         os.environ.setdefault("FFQ_TORCH_THREADS", str(max(1, available_cores() // concurrency)))
     argv = ["worker", "--loglevel", loglevel, "--queues", queues, "--concurrency",
             str(concurrency), "--pool", pool or ("solo" if concurrency == 1 else "prefork")]
+    argv += scaling
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)

@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
 from ffqueue.celery_app import ANALYSIS_QUEUE, TRAIN_QUEUE, app
+from ffqueue.cli_common import progress_bar
 from ffqueue.db import session_scope
 from ffqueue.models import RunStatus, Sweep
 from ffqueue.results import status_counts
@@ -69,7 +69,7 @@ def wait_for_sweep(sweep_id: int, settings: Settings, *, console: Console | None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn())
     deadline = None if timeout is None else time.monotonic() + timeout
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(*columns, console=console) as progress:
         with session_scope(settings) as session:
             sweep = session.get_one(Sweep, sweep_id)
             name = sweep.name

@@ -21,7 +21,16 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ffqueue.models import EpochMetric, Run, RunStatus, Sweep, SweepStatus, utcnow
+from ffqueue.models import (
+    Architecture,
+    Dataset,
+    EpochMetric,
+    Run,
+    RunStatus,
+    Sweep,
+    SweepStatus,
+    utcnow,
+)
 from ffqueue.sweeps import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,7 @@ class Job:
     seed: int
     config: TrainConfig
     attempt: int
+    epochs_done: int = 0  # recorded by earlier attempts
 
 
 def worker_name() -> str:
@@ -86,13 +96,21 @@ def claim_run(run_id: int, *, worker: str, lease_seconds: int, max_attempts: int
         if _rowcount(gave_up):
             log.warning("run %s failed: no attempts left", run_id)
         return None
-    run = session.get_one(Run, run_id)
-    session.refresh(run)
-    return Job(run_id=run.id, sweep_id=run.sweep_id, architecture_id=run.architecture_id,
-               spec=run.architecture.spec, mixes_dir=run.sweep.mixes_dir,
-               mix_index=run.dataset.mix_index, content_hash=run.dataset.content_hash,
-               seed=run.seed, config=TrainConfig.from_dict(run.sweep.config),
-               attempt=run.attempts)
+    # One query for everything the job needs: the claim sits on every run's path.
+    row = session.execute(
+        select(Run.sweep_id, Run.architecture_id, Architecture.spec, Sweep.mixes_dir,
+               Dataset.mix_index, Dataset.content_hash, Run.seed, Sweep.config, Run.attempts,
+               Run.epochs_done)
+        .join(Sweep, Run.sweep_id == Sweep.id)
+        .join(Architecture, Run.architecture_id == Architecture.id)
+        .join(Dataset, Run.dataset_id == Dataset.id)
+        .where(Run.id == run_id)
+    ).one()
+    return Job(run_id=run_id, sweep_id=row.sweep_id, architecture_id=row.architecture_id,
+               spec=row.spec, mixes_dir=row.mixes_dir, mix_index=row.mix_index,
+               content_hash=row.content_hash, seed=row.seed,
+               config=TrainConfig.from_dict(row.config), attempt=row.attempts,
+               epochs_done=row.epochs_done)
 
 
 def discard_epochs_after(run_id: int, epoch: int, *, session: Session) -> None:

@@ -211,3 +211,21 @@ class DecayResult(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     architecture: Mapped[Architecture] = relationship()
+
+
+class ClassResult(Base):
+    """One class of a sweep: its convergence measures and empirical accuracy."""
+
+    __tablename__ = "class_results"
+    __table_args__ = (UniqueConstraint("sweep_id", "class_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    class_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # convergent | divergent | other
+    entropy: Mapped[float | None] = mapped_column(Float)  # of the normalised average image
+    pixel_variance: Mapped[float | None] = mapped_column(Float)
+    ae_loss: Mapped[float | None] = mapped_column(Float)  # autoencoder L2 loss, if computed
+    accuracy: Mapped[float | None] = mapped_column(Float)  # mean per-class test accuracy
+    n_runs: Mapped[int] = mapped_column(Integer)  # runs the accuracy averages
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -128,8 +128,15 @@ def execute_run(run_id: int, *, settings: Settings | None = None, worker: str | 
     if job is None:
         log.info("run %s is not claimable (ended, running elsewhere or paused)", run_id)
         return Outcome(run_id, "skipped")
-    with session_scope(settings) as session:
-        discard_epochs_after(run_id, _resume_epoch(settings, run_id), session=session)
+    from ffqueue.fusion import execute_fused  # here: fusion imports this module
+
+    fused = execute_fused(job, settings=settings, worker=worker, progress=progress)
+    if fused is not None:  # trained with its queued siblings (FFQ_FUSE)
+        return fused
+    resume = _resume_epoch(settings, run_id)
+    if job.epochs_done > resume:  # a crashed attempt recorded epochs its checkpoint lacks
+        with session_scope(settings) as session:
+            discard_epochs_after(run_id, resume, session=session)
     try:
         with Heartbeat(run_id, worker, settings) as beat:
             result = _train(job, settings, worker, progress, beat)
@@ -205,11 +212,13 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
            beat: Heartbeat) -> dict[str, Any]:
     import torch
 
-    from worker.device import describe, pick_device, set_threads
+    from worker.checkpoint import run_key
+    from worker.device import configure, describe, pick_device, resolve_precision, set_threads
     from worker.train import Split, save_weights, train
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
+    configure(device)
     mix = _cached_mix(job.mixes_dir, job.mix_index, job.content_hash)
 
     def on_epoch(metrics: Any) -> None:
@@ -223,8 +232,10 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
             progress(metrics.epoch, job.config.epochs)
 
     result = train(job.spec, Split.of(mix), job.config, seed=job.seed, device=device,
-                   on_epoch=on_epoch)
-    if result.state_dict is not None:
+                   precision=resolve_precision(settings.precision, device), on_epoch=on_epoch,
+                   checkpoint=checkpoint_path(settings, job.run_id),
+                   key=run_key(job.spec, job.seed, job.config.as_dict(), job.content_hash))
+    if result.state_dict is not None and job.config.epochs > 0:  # untrained weights: not worth it
         save_weights(result.state_dict, weights_path(settings, job.run_id))
     return {"epochs": [asdict(e) for e in result.epochs], "confusion": result.confusion,
             "seconds": result.seconds, "device": describe(device),

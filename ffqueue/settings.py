@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     reconcile_grace: float = Field(60.0, ge=0)  # seconds a run may wait unseen before requeue
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     torch_threads: int = Field(0, ge=0)  # 0: the cores this process may use
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast where native
+    fuse: Literal["auto", "on", "off"] = "auto"  # train queued siblings fused (auto: on GPU)
+    fuse_max: int = Field(32, ge=1)  # most runs in one fused job
     flower_basic_auth: str = ""  # user:password, required outside local mode
+    flower_address: str = "127.0.0.1"  # where `ffqueue flower` listens; loopback by default
+    flower_port: int = Field(5555, ge=1, le=65535)
     broker_poll_interval: float = Field(0.1, gt=0)  # seconds; filesystem broker only
 
     @field_validator("database_url")
@@ -140,7 +145,12 @@ class Settings(BaseSettings):
             "reconcile_grace": self.reconcile_grace,
             "device": self.device,
             "torch_threads": self.torch_threads,
+            "precision": self.precision,
+            "fuse": self.fuse,
+            "fuse_max": self.fuse_max,
             "flower_basic_auth": _mask_auth(self.flower_basic_auth),
+            "flower_address": self.flower_address,
+            "flower_port": self.flower_port,
         }
 
 

@@ -8,8 +8,11 @@ module from the same validated spec.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ class Architecture:
     depth: int  # layers in the spec plus the implied output layer
     text: str  # one-line form, e.g. "conv32k3-pool2-drop0.25-fc128"
     hash: str  # sha256 of the canonical JSON of ``spec``
+    macs: int = 0  # multiply-accumulates of one forward pass of one sample
 
     @property
     def layers(self) -> list[Layer]:
@@ -121,7 +125,7 @@ def parse_spec(raw: Any) -> Architecture:
     layers = [_normalise_layer(item, i) for i, item in enumerate(raw)]
     channels, height, width = INPUT_SHAPE
     flat: int | None = None  # set once the first fc has flattened the map
-    params = 0
+    params = macs = 0
     for i, layer in enumerate(layers):
         kind = layer["type"]
         where = f"layer {i} ({_layer_text(layer)})"
@@ -133,6 +137,7 @@ def parse_spec(raw: Any) -> Architecture:
             if new_h < 1 or new_w < 1:
                 raise SpecError(f"{where}: input {channels}x{height}x{width} collapses to nothing")
             params += k * k * channels * layer["filters"] + layer["filters"]
+            macs += k * k * channels * layer["filters"] * new_h * new_w
             channels, height, width = layer["filters"], new_h, new_w
         elif kind == "pool":
             size = layer["size"]
@@ -142,13 +147,15 @@ def parse_spec(raw: Any) -> Architecture:
         elif kind == "fc":
             fan_in = flat if flat is not None else channels * height * width
             params += fan_in * layer["units"] + layer["units"]
+            macs += fan_in * layer["units"]
             flat = layer["units"]
     fan_in = flat if flat is not None else channels * height * width
     params += fan_in * NUM_CLASSES + NUM_CLASSES
+    macs += fan_in * NUM_CLASSES
     text = "-".join(_layer_text(layer) for layer in layers) or "perceptron"
     digest = hashlib.sha256(canonical_json(layers).encode()).hexdigest()
     return Architecture(spec=tuple(layers), params=params, depth=len(layers) + 1, text=text,
-                        hash=digest)
+                        hash=digest, macs=macs)
 
 
 # The article's 12 fully-connected nets of depth < 4: the perceptron, seven nets with one
@@ -166,12 +173,92 @@ def fc12() -> list[Architecture]:
     return [parse_spec([{"type": "fc", "units": w} for w in widths]) for widths in FC12_HIDDEN]
 
 
-PRESETS = {"fc12": fc12}
+# The ``cnn100`` space: 100 CNNs of depth < 7 sampled with a seed, as in the article (which
+# names the four layer types and the depth bound, not the values). A spec has 1 to 5
+# layers (depth 2 to 6 with the implied output layer) and at least one conv; the first
+# layer is conv, pool or dropout (some nets start with pool or dropout, like the
+# article's weakest ones); conv and pool come before the first fc. Samples that are
+# invalid (the map collapses), duplicates, or too big for a CPU (more than
+# CNN_MAX_PARAMS parameters or CNN_MAX_MACS multiply-adds per sample) are drawn again
+# from the same random stream, so a seed always gives the same 100.
+CNN100_SEED = 0
+CNN100_COUNT = 100
+CNN_SPACE: dict[str, tuple[Any, ...]] = {
+    "length": (1, 2, 3, 4, 5),  # layers in the spec
+    "filters": (8, 16, 32, 64),
+    "kernel": (3, 5, 7),
+    "stride": (1, 1, 1, 2),  # stride 2 one time in four
+    "padding": ("valid", "same"),  # 0 or kernel // 2
+    "pool_kind": ("max", "avg"),
+    "pool_size": (2, 3),
+    "dropout": (0.1, 0.25, 0.5),
+    "units": (32, 64, 128, 256, 512),
+}
+# Relative weights of the layer types: first layer, then before and after the first fc.
+CNN_FIRST = {"conv": 6, "pool": 2, "dropout": 2}
+CNN_BEFORE_FC = {"conv": 4, "pool": 2, "dropout": 2, "fc": 3}
+CNN_AFTER_FC = {"fc": 3, "dropout": 2}
+CNN_MAX_PARAMS = 2_000_000
+CNN_MAX_MACS = 20_000_000
+
+
+def _sample_layer(rng: random.Random, kind: str) -> Layer:
+    if kind == "conv":
+        kernel = rng.choice(CNN_SPACE["kernel"])
+        same = rng.choice(CNN_SPACE["padding"]) == "same"
+        return {"type": "conv", "filters": rng.choice(CNN_SPACE["filters"]), "kernel": kernel,
+                "stride": rng.choice(CNN_SPACE["stride"]), "padding": kernel // 2 if same else 0}
+    if kind == "pool":
+        return {"type": "pool", "kind": rng.choice(CNN_SPACE["pool_kind"]),
+                "size": rng.choice(CNN_SPACE["pool_size"])}
+    if kind == "dropout":
+        return {"type": "dropout", "p": rng.choice(CNN_SPACE["dropout"])}
+    return {"type": "fc", "units": rng.choice(CNN_SPACE["units"])}
+
+
+def _sample_spec(rng: random.Random) -> list[Layer]:
+    layers: list[Layer] = []
+    for i in range(rng.choice(CNN_SPACE["length"])):
+        flat = any(layer["type"] == "fc" for layer in layers)
+        weights = dict(CNN_FIRST if i == 0 else CNN_AFTER_FC if flat else CNN_BEFORE_FC)
+        if layers and layers[-1]["type"] == "dropout":
+            weights.pop("dropout")  # two dropouts in a row are one dropout
+        kind = rng.choices(list(weights), weights=list(weights.values()))[0]
+        layers.append(_sample_layer(rng, kind))
+    return layers
+
+
+def sample_cnns(count: int = CNN100_COUNT, seed: int = CNN100_SEED) -> list[Architecture]:
+    """``count`` distinct valid CNNs from the documented space; the same seed, the same nets."""
+    rng = random.Random(seed)
+    out: list[Architecture] = []
+    seen: set[str] = set()
+    while len(out) < count:
+        raw = _sample_spec(rng)
+        if not any(layer["type"] == "conv" for layer in raw):
+            continue
+        try:
+            arch = parse_spec(raw)
+        except SpecError:
+            continue  # the map collapsed: draw again
+        if arch.params > CNN_MAX_PARAMS or arch.macs > CNN_MAX_MACS or arch.hash in seen:
+            continue
+        seen.add(arch.hash)
+        out.append(arch)
+    return out
+
+
+@functools.cache
+def cnn100() -> list[Architecture]:
+    """The ``cnn100`` preset: ``sample_cnns()`` with the default seed."""
+    return sample_cnns()
+
+
+PRESETS: dict[str, Callable[[], list[Architecture]]] = {"fc12": fc12, "cnn100": cnn100}
 
 
 def preset(name: str) -> list[Architecture]:
     """Architectures of a named preset."""
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise SpecError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})") from None
+    if name not in PRESETS:
+        raise SpecError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return list(PRESETS[name]())

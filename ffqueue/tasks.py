@@ -7,6 +7,7 @@ everything else from the database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ffqueue.celery_app import app
@@ -28,7 +29,8 @@ def train_run(self: Any, run_id: int, **labels: Any) -> dict[str, Any]:
     """Train run ``run_id``; ``labels`` (sweep, architecture, mix, seed) are for people."""
     from ffqueue.runner import execute_run
 
-    outcome = execute_run(run_id, worker=f"{self.request.hostname}:{_pid()}")
+    outcome = execute_run(run_id, worker=f"{self.request.hostname}:{_pid()}",
+                          progress=progress_reporter(self))
     return outcome.__dict__
 
 
@@ -52,6 +54,42 @@ def analyze_all() -> list[int]:
         return analyze_stale_sweeps(session=session)
 
 
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+PROGRESS = "PROGRESS"  # the custom state Flower shows while a run trains
+
+
+def progress_event(epoch: int, epochs: int) -> dict[str, Any]:
+    """The fields of a ``task-progress`` event for epoch ``epoch`` of ``epochs``.
+
+    Flower keeps its task table from worker events, not from a result backend (there
+    is none: the database holds results). An event type it does not know becomes the
+    task's state (``task-progress`` → ``PROGRESS``) and its fields are merged into the
+    task; ``result`` is one of the fields Flower's table and API show, so it carries
+    the readable text until ``task-succeeded`` replaces it with the outcome.
+    """
+    return {"epoch": epoch, "epochs": epochs, "result": f"epoch {epoch} of {epochs}"}
+
+
+def progress_reporter(task: Any) -> Callable[[int, int], None] | None:
+    """A per-epoch callback that sends ``task-progress`` events, or None when the broker
+    carries no events (the local folder queue). A lost event never fails a run."""
+    if not task.app.conf.worker_send_task_events or not task.request.id:
+        return None
+
+    def report(epoch: int, epochs: int) -> None:
+        try:
+            task.send_event("task-progress", retry=False, **progress_event(epoch, epochs))
+        except Exception as exc:  # monitoring only: training goes on without it
+            log.debug("progress event for epoch %s not sent: %s", epoch, exc)
+
+    return report
+
+
 @app.task(name="ffqueue.reconcile", autoretry_for=(ServiceUnavailable,), retry_backoff=True)
 def reconcile(grace: float | None = None) -> list[int]:
     """Beat's periodic task: publish again the runs that the queue has lost."""
@@ -63,7 +101,14 @@ def reconcile(grace: float | None = None) -> list[int]:
     return reconcile_runs(settings, grace=grace).all
 
 
-def _pid() -> int:
-    import os
+@app.task(name="ffqueue.ae_loss")
+def ae_loss(source_dir: str, category: str, sample: int = 1000, seed: int = 0,
+            hidden: int = 64, epochs: int = 10) -> dict[str, Any]:
+    """The held-out autoencoder loss of one class of ``source_dir`` (a convergence measure)."""
+    from pathlib import Path
 
-    return os.getpid()
+    from worker.autoencoder import AEConfig, category_ae_loss
+
+    loss = category_ae_loss(Path(source_dir) / f"{category}.npy", sample=sample, seed=seed,
+                            config=AEConfig(hidden=hidden, epochs=epochs))
+    return {"category": category, "ae_loss": loss}

@@ -11,7 +11,9 @@ from tests.helpers import ffqueue
 COMMANDS = [[], ["demo"], ["sweep"], ["sweep", "submit"], ["sweep", "run"], ["status"],
             ["results"], ["analyze"], ["worker"], ["beat"], ["db"], ["db", "upgrade"],
             ["config"], ["archs"], ["data"], ["data", "synth"], ["data", "mixes"],
-            ["data", "show"]]
+            ["data", "show"], ["flower"], ["reconcile"], ["sweep", "pause"], ["sweep", "resume"],
+            ["sweep", "cancel"], ["sweep", "retry-failed"], ["report"], ["data", "rank"],
+            ["data", "figure"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ffqueue")

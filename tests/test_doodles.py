@@ -102,9 +102,12 @@ def _softmax_accuracy(drawings: dict[str, np.ndarray], classes: tuple[str, ...])
 
 
 def test_divergent_classes_are_harder_but_learnable(drawings: dict[str, np.ndarray]) -> None:
-    all_convergent = _softmax_accuracy(drawings, CONVERGENT)  # mix_00; observed 1.00
-    all_divergent = _softmax_accuracy(drawings, DIVERGENT)  # mix_10; observed 0.62
+    all_convergent = _softmax_accuracy(drawings, CONVERGENT)  # mix_00; observed 0.96
+    all_divergent = _softmax_accuracy(drawings, DIVERGENT)  # mix_10; observed 0.54
     assert all_convergent >= 0.9
+    # As in QuickDraw, near neighbours (line/zigzag/arrow, circle/moon) get confused now and
+    # then: the convergent classes are easy, not trivially separable.
+    assert all_convergent <= 0.99
     assert all_divergent > 0.3, "divergent classes must stay well above chance (0.1)"
     assert all_convergent - all_divergent >= 0.15
 

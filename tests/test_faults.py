@@ -95,7 +95,6 @@ def done_count(url: str) -> int:
     return rows[0][0] if rows else -1
 
 
-@pytest.mark.xfail(reason="TEMPORARY: checkpoint resume is being wired in", strict=False)
 def test_worker_killed_mid_run_resumes_elsewhere_from_its_checkpoint(cluster, tmp_path,
                                                                      tiny_mixes):
     processes, env = cluster

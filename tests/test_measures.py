@@ -110,3 +110,69 @@ def test_roc_auc_needs_both_classes() -> None:
         roc_auc([1.0, 2.0], [True, True])
     with pytest.raises(DataError):
         roc_auc([1.0, 2.0], [True])
+
+
+# --- the autoencoder loss (torch, in worker/) --------------------------------------------
+
+
+def _strokes(n: int, seed: int) -> np.ndarray:
+    """Drawings of one simple class: a horizontal bar at a slightly varying height."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 28, 28), dtype=np.uint8)
+    for i, row in enumerate(rng.integers(10, 18, size=n)):
+        x[i, row, 4:24] = 255
+    return x.reshape(n, 784)
+
+
+def test_autoencoder_loss_decreases_with_training() -> None:
+    from worker.autoencoder import AEConfig, train_autoencoder
+
+    x = _strokes(200, 0)
+    short = train_autoencoder(x, AEConfig(epochs=1), seed=0)
+    long = train_autoencoder(x, AEConfig(epochs=8), seed=0)
+    assert (short.n_train, short.n_test) == (160, 40)
+    assert long.train_losses[-1] < long.train_losses[0]
+    assert long.test_loss < short.test_loss < short.initial_test_loss
+    assert long.initial_test_loss == short.initial_test_loss  # same seed, same start
+
+
+def test_autoencoder_is_deterministic_and_leaves_the_global_seed_alone() -> None:
+    import torch
+
+    from worker.autoencoder import AEConfig, train_autoencoder
+
+    x, config = _strokes(100, 1), AEConfig(epochs=2, hidden=16)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = train_autoencoder(x, config, seed=5)
+    after = torch.rand(3)
+    assert torch.equal(before, after)
+    assert train_autoencoder(x, config, seed=5) == a
+    assert train_autoencoder(x, config, seed=6).test_loss != a.test_loss
+
+
+def test_autoencoder_rejects_bad_input() -> None:
+    from worker.autoencoder import AEConfig, train_autoencoder
+
+    with pytest.raises(DataError, match="uint8"):
+        train_autoencoder(np.zeros((10, 784)), AEConfig())
+    with pytest.raises(DataError, match="too few"):
+        train_autoencoder(_strokes(2, 0), AEConfig())
+    with pytest.raises(DataError, match="holdout"):
+        AEConfig(holdout=1.0)
+
+
+def test_ae_loss_task_runs_the_plain_function_on_the_analysis_queue(tmp_path) -> None:
+    from ffqueue.celery_app import ANALYSIS_QUEUE, celery_config
+    from ffqueue.settings import load_settings
+    from ffqueue.tasks import ae_loss
+    from worker.autoencoder import AEConfig, category_ae_loss
+
+    np.save(tmp_path / "bar.npy", _strokes(50, 2))
+    result = ae_loss.apply(kwargs={"source_dir": str(tmp_path), "category": "bar",
+                                   "sample": 50, "epochs": 2}).get()
+    expected = category_ae_loss(tmp_path / "bar.npy", sample=50, config=AEConfig(epochs=2))
+    assert result == {"category": "bar", "ae_loss": expected}
+    routes = celery_config(load_settings(home=tmp_path))["task_routes"]
+    assert routes["ffqueue.ae_loss"] == {"queue": ANALYSIS_QUEUE}

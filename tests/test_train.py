@@ -74,3 +74,37 @@ def test_weights_round_trip_with_weights_only(tmp_path):
     loaded = load_weights(tmp_path / "w" / "final.pt")
     assert loaded.keys() == result.state_dict.keys()
     assert torch.equal(loaded["0.weight"], result.state_dict["0.weight"])
+
+
+def test_bf16_autocast_learns_and_is_deterministic():
+    spec = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "pool", "size": 2},
+            {"type": "dropout", "p": 0.25}, {"type": "fc", "units": 16}]
+    config = TrainConfig(epochs=4, batch_size=64)
+    a = train(spec, two_blobs(), config, seed=2, precision="bf16")
+    b = train(spec, two_blobs(), config, seed=2, precision="bf16")
+    assert a.final is not None and a.final.test_accuracy > 0.8
+    assert a.state_dict is not None and b.state_dict is not None
+    assert all(a.state_dict[k].dtype == torch.float32 for k in a.state_dict)  # fp32 master
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_precision_setting_resolves_per_device():
+    from ffqueue.errors import ConfigError
+    from worker.device import bf16_native, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu) == ("bf16" if bf16_native(cpu) else "fp32")
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16", cpu)
+
+
+def test_dropout_draws_from_the_runs_own_stream_not_the_global_one():
+    spec = [{"type": "dropout", "p": 0.5}, {"type": "fc", "units": 16}]
+    config = TrainConfig(epochs=1, batch_size=50)
+    a = train(spec, two_blobs(), config, seed=3)
+    torch.manual_seed(12345)  # only the initial weights come from the global RNG,
+    b = train(spec, two_blobs(), config, seed=3)  # and train() seeds it itself
+    assert a.state_dict is not None and b.state_dict is not None
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)

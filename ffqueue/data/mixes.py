@@ -9,6 +9,13 @@ On disk a mix directory holds ``mix_00.npz`` .. ``mix_10.npz`` (arrays only, no 
 manifest ``mixes.json`` listing each mix's classes, sizes and content hash plus the build
 parameters.  The content hash is a sha256 over the class names and the six arrays, so identical
 data gives an identical hash wherever and whenever it was built; workers check it on load.
+
+The same directory may instead hold the Forma Fluens layout (see `ffqueue.data.idx`):
+``conv_div_mix_00`` … ``conv_div_mix_10`` in MNIST idx format, as the article shared its mixes
+and as ``build_mixes(..., layout="idx")`` writes them (then with a manifest too).  `list_mixes`
+and `load_mix` read both layouts and give the same MixInfo/Mix; the hash is computed from the
+arrays, so a mix written as idx and read back has the hash it had as npz.  A directory without
+a manifest (the article's download) is read whole to hash it: seconds for the 270 MB data set.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ffqueue.data import idx
 from ffqueue.data.quickdraw import PIXELS, list_categories, open_category
 from ffqueue.errors import DataError
 
@@ -36,6 +44,7 @@ FORMAT = 1  # bump when the file layout or the hash recipe changes
 _SPLITS = ("train", "val", "test")
 _ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")  # order fixed: hashed
 _DTYPES: dict[str, np.dtype[Any]] = {"x": np.dtype(np.uint8), "y": np.dtype("<i8")}
+LAYOUTS = ("npz", "idx")
 
 
 @dataclass(frozen=True)
@@ -183,11 +192,14 @@ def _read_manifest(directory: Path) -> tuple[dict[str, Any], list[MixInfo]]:
     """The manifest as stored, and its entries checked and parsed."""
     path = directory / MANIFEST
     if not path.is_file():
-        raise DataError(f"mix directory {directory} has no manifest {MANIFEST}; build it first")
+        raise DataError(f"mix directory {directory} has no manifest {MANIFEST} and no "
+                        f"conv_div_mix_NN directories; build mixes with `ffqueue data mixes`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         version = manifest["format"]
         if version == FORMAT:
+            if manifest.get("layout", "npz") not in LAYOUTS:
+                raise ValueError(f"unknown layout {manifest['layout']!r}")
             infos = [_parse_entry(directory, e) for e in manifest["mixes"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"mix manifest {path} is corrupt: {e}") from None
@@ -197,17 +209,68 @@ def _read_manifest(directory: Path) -> tuple[dict[str, Any], list[MixInfo]]:
 
 
 def list_mixes(directory: Path) -> list[MixInfo]:
-    """The mixes recorded in `directory`'s manifest, by index, without loading any arrays."""
-    return _read_manifest(Path(directory))[1]
+    """The mixes of `directory`, by index: our manifest, or a Forma Fluens idx download.
+
+    With a manifest no arrays are loaded.  Without one, the ``conv_div_mix_NN`` directories are
+    read and hashed (that is what a content hash needs).
+    """
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file() and idx.find_mix_dirs(directory):
+        infos = []
+        for index, path in idx.find_mix_dirs(directory).items():
+            mix = _load_idx(directory, index, None)
+            infos.append(MixInfo(name=mix.name, index=index, classes=mix.classes, path=path,
+                                 content_hash=mix.content_hash, n_train=len(mix.y_train),
+                                 n_val=len(mix.y_val), n_test=len(mix.y_test)))
+        return infos
+    return _read_manifest(directory)[1]
+
+
+def _layout(directory: Path) -> tuple[str, dict[int, str]]:
+    """Which layout `directory` holds, and the hashes its manifest vouches for (if any)."""
+    try:
+        manifest, infos = _read_manifest(directory)
+        return str(manifest.get("layout", "npz")), {m.index: m.content_hash for m in infos}
+    except DataError:  # no or a corrupt manifest: go by what files there are
+        if idx.find_mix_dirs(directory) and not any(directory.glob("mix_[0-9][0-9].npz")):
+            return "idx", {}
+        return "npz", {}
 
 
 def load_mix(directory: Path, index: int, expected_hash: str | None = None) -> Mix:
-    """Load and validate ``mix_XX.npz`` from `directory`.
+    """Load and validate mix `index` from `directory`, in either layout.
 
     Shapes, dtypes and labels are checked and the content hash is recomputed; it must equal the
-    hash stored in the file (else the file was altered) and, if given, `expected_hash` (else it
-    is not the data the caller recorded, e.g. a sweep's mixes were rebuilt differently).
+    hash stored with the data (the npz file's, or our manifest's for idx; else it was altered)
+    and, if given, `expected_hash` (else it is not the data the caller recorded, e.g. a sweep's
+    mixes were rebuilt differently).
     """
+    directory = Path(directory)
+    mix_name(index)  # validates the index
+    layout, stored = _layout(directory)
+    if layout == "idx":
+        mix = _load_idx(directory, index, expected_hash)
+        if index in stored and stored[index] != mix.content_hash:
+            raise DataError(f"idx mix {directory / idx.mix_dir_name(index)}: content hash "
+                            f"differs from the manifest's (corrupt or altered)")
+        return mix
+    return _load_npz(directory, index, expected_hash)
+
+
+def _load_idx(directory: Path, index: int, expected_hash: str | None) -> Mix:
+    path = Path(directory) / idx.mix_dir_name(index)
+    if not path.is_dir():
+        raise DataError(f"idx mix directory {path} does not exist")
+    classes, arrays = idx.read_mix_dir(path, CLASSES_PER_MIX)
+    digest = _content_hash(classes, arrays)
+    if expected_hash is not None and digest != expected_hash:
+        raise DataError(f"idx mix {path}: content hash differs: expected {expected_hash}, "
+                        f"files have {digest}")
+    return Mix(name=mix_name(index), index=index, classes=classes, content_hash=digest,
+               **{k: arrays[k] for k in _ARRAYS})
+
+
+def _load_npz(directory: Path, index: int, expected_hash: str | None) -> Mix:
     path = Path(directory) / f"{mix_name(index)}.npz"
     if not path.is_file():
         raise DataError(f"mix file {path} does not exist")
@@ -249,9 +312,12 @@ def load_mix(directory: Path, index: int, expected_hash: str | None = None) -> M
                **{k: a[k] for k in _ARRAYS})
 
 
-def _has_hash(directory: Path, index: int, digest: str) -> bool:
+def _has_hash(directory: Path, index: int, digest: str, layout: str) -> bool:
     try:
-        load_mix(directory, index, expected_hash=digest)
+        if layout == "idx":
+            _load_idx(directory, index, expected_hash=digest)
+        else:
+            _load_npz(directory, index, expected_hash=digest)
     except DataError:
         return False
     return True
@@ -260,7 +326,8 @@ def _has_hash(directory: Path, index: int, digest: str) -> bool:
 def build_mixes(source_dir: Path, out_dir: Path, convergent: Sequence[str],
                 divergent: Sequence[str], per_class: int, seed: int = 0,
                 val_fraction: float = 0.1, test_fraction: float = 0.2,
-                progress: Callable[[int, int], None] | None = None) -> list[MixInfo]:
+                progress: Callable[[int, int], None] | None = None,
+                layout: str = "npz") -> list[MixInfo]:
     """Build the 11 mixes from QuickDraw-format files in `source_dir` into `out_dir`.
 
     `convergent` and `divergent` each name 10 distinct categories of `source_dir`, in the order
@@ -273,7 +340,13 @@ def build_mixes(source_dir: Path, out_dir: Path, convergent: Sequence[str],
     interrupted build never leaves a manifest vouching for files it did not check.
     `progress(done, total)` is called after each class is sampled and each mix is checked or
     written: 20 + 11 steps.
+
+    `layout` "npz" writes ``mix_XX.npz``; "idx" writes the Forma Fluens layout,
+    ``conv_div_mix_XX/`` with gzipped idx files, validation files and ``classes.txt`` (see
+    `ffqueue.data.idx`), so the mixes can be shared as the article shared its own.
     """
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown mix layout {layout!r} (known: {', '.join(LAYOUTS)})")
     sizes = _check_request(convergent, divergent, per_class, seed, val_fraction, test_fraction)
     conv, div = tuple(convergent), tuple(divergent)
     categories = list_categories(Path(source_dir))
@@ -305,17 +378,21 @@ def build_mixes(source_dir: Path, out_dir: Path, convergent: Sequence[str],
         digest = _content_hash(classes, arrays)
         name = mix_name(k)
         # A file that verifies against the hash of what it should hold needs no rewrite.
-        if not _has_hash(out_dir, k, digest):
+        file = f"{name}.npz" if layout == "npz" else idx.mix_dir_name(k)
+        if not _has_hash(out_dir, k, digest, layout):
             (out_dir / MANIFEST).unlink(missing_ok=True)
-            _write_mix(out_dir / f"{name}.npz", k, classes, arrays, digest)
+            if layout == "npz":
+                _write_mix(out_dir / file, k, classes, arrays, digest)
+            else:
+                idx.write_mix_dir(out_dir / file, classes, arrays)
         entries.append({"name": name, "index": k, "classes": list(classes),
-                        "file": f"{name}.npz", "content_hash": digest,
+                        "file": file, "content_hash": digest,
                         **{f"n_{s}": len(arrays[f"y_{s}"]) for s in _SPLITS}})
         step()
     params = {"convergent": list(conv), "divergent": list(div), "per_class": per_class,
               "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
               "source_dir": str(Path(source_dir).resolve())}
-    manifest = {"format": FORMAT, "params": params, "mixes": entries}
+    manifest = {"format": FORMAT, "layout": layout, "params": params, "mixes": entries}
     if manifest != old or not (out_dir / MANIFEST).is_file():
         text = json.dumps(manifest, indent=2) + "\n"
         _atomic_write(out_dir / MANIFEST, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,108 @@
+"""Checkpoints: written every epoch, resumed bitwise on the CPU, ignored when foreign."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ffqueue.sweeps import TrainConfig
+from tests.test_train import two_blobs
+from worker.checkpoint import (
+    checkpoint_epoch,
+    checkpoint_path,
+    load_checkpoint,
+    prune_checkpoint,
+    run_key,
+)
+from worker.train import train
+
+SPEC = [{"type": "dropout", "p": 0.2}, {"type": "fc", "units": 16},
+        {"type": "dropout", "p": 0.5}]
+CNN = [{"type": "conv", "filters": 4, "kernel": 3}, {"type": "dropout", "p": 0.25},
+       {"type": "pool", "size": 2}, {"type": "fc", "units": 8}]
+CONFIG = TrainConfig(epochs=4, batch_size=64)
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_at(epoch: int):
+    def on_epoch(metrics):
+        if metrics.epoch == epoch:
+            raise Stop
+
+    return on_epoch
+
+
+@pytest.mark.parametrize("spec", [SPEC, CNN], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_after_an_interruption_gives_the_same_weights_bitwise(tmp_path, spec, precision):
+    data, path = two_blobs(), tmp_path / "checkpoint.pt"
+    whole = train(spec, data, CONFIG, seed=5, precision=precision)
+    with pytest.raises(Stop):  # dies in epoch 3, after its metrics, before its checkpoint
+        train(spec, data, CONFIG, seed=5, precision=precision, checkpoint=path,
+              on_epoch=stop_at(3))
+    assert checkpoint_epoch(path) == 2
+    seen = []
+    resumed = train(spec, data, CONFIG, seed=5, precision=precision, checkpoint=path,
+                    on_epoch=seen.append)
+    assert [m.epoch for m in seen] == [3, 4]  # only the epochs trained now are reported
+    assert [e.epoch for e in resumed.epochs] == [1, 2, 3, 4]
+    assert resumed.state_dict is not None and whole.state_dict is not None
+    for name, value in whole.state_dict.items():
+        assert torch.equal(resumed.state_dict[name], value), name
+    assert [e.train_loss for e in resumed.epochs] == [e.train_loss for e in whole.epochs]
+    assert resumed.confusion == whole.confusion
+    # The last epoch writes no checkpoint: its weights are the run's result.
+    assert checkpoint_epoch(path) == 3
+
+
+def test_a_checkpoint_with_no_epoch_left_trains_nothing(tmp_path):
+    path = tmp_path / "c.pt"
+    first = train(SPEC, two_blobs(), CONFIG, seed=1, checkpoint=path)
+    key = run_key(SPEC, 1, CONFIG.as_dict(), "")
+    three = TrainConfig(epochs=3, batch_size=64)
+    again = train(SPEC, two_blobs(), three, seed=1, checkpoint=path, key=key,
+                  on_epoch=lambda m: pytest.fail("no epoch is left to train"))
+    assert [e.epoch for e in again.epochs] == [1, 2, 3]
+    assert again.final == first.epochs[2]
+    assert again.confusion is not None and sum(map(sum, again.confusion)) == 80
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    path = tmp_path / "c.pt"
+    with pytest.raises(Stop):
+        train(SPEC, two_blobs(), CONFIG, seed=1, checkpoint=path, on_epoch=stop_at(3))
+    other = run_key(SPEC, 2, CONFIG.as_dict(), "")
+    assert checkpoint_epoch(path) == 2 and checkpoint_epoch(path, other) == 0
+    seen = []
+    train(SPEC, two_blobs(), CONFIG, seed=2, checkpoint=path, on_epoch=seen.append)
+    assert [m.epoch for m in seen] == [1, 2, 3, 4]  # started over
+    state = load_checkpoint(path, other)
+    assert state is not None and state["epoch"] == 3
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_rng_as_tensors(tmp_path):
+    path = tmp_path / "c.pt"
+    train(SPEC, two_blobs(), TrainConfig(epochs=2, batch_size=64), seed=0, checkpoint=path)
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 1 and state["format"] == 1
+    assert all(isinstance(v, torch.Tensor) for v in state["rng"].values())
+    assert set(state["model"]) == {"1.weight", "1.bias", "4.weight", "4.bias"}
+    assert set(state["optimizer"][0]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_torn_or_missing_checkpoints_count_as_none(tmp_path):
+    assert checkpoint_epoch(tmp_path / "missing.pt") == 0
+    assert checkpoint_epoch(None) == 0
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(b"PK\x03\x04 not a whole file")
+    assert checkpoint_epoch(torn) == 0
+    prune_checkpoint(torn)
+    prune_checkpoint(torn)  # twice is fine
+    assert not torn.exists()
+
+
+def test_checkpoint_path_layout(tmp_path):
+    assert checkpoint_path(tmp_path, 42) == tmp_path / "runs" / "42" / "checkpoint.pt"
