@@ -243,6 +243,9 @@ def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
     if not settings.torch_threads:
         # Each process gets its share of the cores: oversubscription is much slower.
         os.environ.setdefault("FFQ_TORCH_THREADS", str(max(1, available_cores() // concurrency)))
+        from ffqueue.settings import use_settings
+
+        use_settings(None)  # forked children read settings again, with this thread budget
     argv = ["worker", "--loglevel", loglevel, "--queues", queues, "--concurrency",
             str(concurrency), "--pool", pool or ("solo" if concurrency == 1 else "prefork")]
     argv += scaling

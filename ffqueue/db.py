@@ -42,6 +42,9 @@ def _engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    # In WAL mode NORMAL survives any process crash; only a power cut may roll back the
+    # last commits, which the runs' leases then redo. FULL would fsync every epoch row.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

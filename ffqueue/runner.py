@@ -200,7 +200,7 @@ def _resume_epoch(settings: Settings, run_id: int) -> int:
     return int(checkpoint_epoch(path))
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=11)  # runs arrive architecture by architecture: keep all 11 mixes
 def _cached_mix(mixes_dir: str, index: int, content_hash: str) -> Any:
     """Mixes stay in memory between runs: a worker trains many runs on the same 11 mixes."""
     from ffqueue.data.mixes import load_mix

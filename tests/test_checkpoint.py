@@ -106,3 +106,48 @@ def test_torn_or_missing_checkpoints_count_as_none(tmp_path):
 
 def test_checkpoint_path_layout(tmp_path):
     assert checkpoint_path(tmp_path, 42) == tmp_path / "runs" / "42" / "checkpoint.pt"
+
+
+def test_a_redelivered_run_resumes_from_its_checkpoint(settings, tiny_mixes):
+    from sqlalchemy import select
+
+    from ffqueue.data.mixes import load_mix
+    from ffqueue.db import session_scope
+    from ffqueue.errors import RunRetry
+    from ffqueue.models import EpochMetric, Run, RunStatus
+    from ffqueue.runner import checkpoint_path as run_checkpoint
+    from ffqueue.runner import execute_run, weights_path
+    from ffqueue.scheduler import submit
+    from ffqueue.sweeps import make_definition
+    from worker.device import resolve_precision
+    from worker.train import Split, load_weights
+
+    config = TrainConfig(epochs=3, batch_size=64)
+    definition = make_definition(name="resume", mixes_dir=tiny_mixes, specs=[SPEC], seeds=[4],
+                                 mix_indices=[3], train=config)
+    with session_scope(settings) as session:
+        (run_id,) = submit(definition, session=session).to_publish
+
+    def crash_in_epoch_2(epoch, _total):
+        if epoch == 2:  # after epoch 2 is recorded, before its checkpoint is written
+            raise RuntimeError("worker died")
+
+    with pytest.raises(RunRetry):
+        execute_run(run_id, settings=settings, progress=crash_in_epoch_2)
+    assert checkpoint_epoch(run_checkpoint(settings, run_id)) == 1
+    seen: list[int] = []
+    outcome = execute_run(run_id, settings=settings, progress=lambda e, _t: seen.append(e))
+    assert outcome.status == "done" and seen == [2, 3]  # resumed, not started over
+    with session_scope(settings) as session:
+        run = session.get_one(Run, run_id)
+        assert run.status == RunStatus.DONE and run.attempts == 2 and run.epochs_done == 3
+        epochs = session.scalars(select(EpochMetric.epoch).where(EpochMetric.run_id == run_id)
+                                 .order_by(EpochMetric.epoch)).all()
+        assert epochs == [1, 2, 3]
+    assert not run_checkpoint(settings, run_id).exists()  # pruned: the final weights stay
+    mix = load_mix(tiny_mixes, 3)
+    whole = train(SPEC, Split.of(mix), config, seed=4,
+                  precision=resolve_precision(settings.precision, torch.device("cpu")))
+    stored = load_weights(weights_path(settings, run_id))
+    assert whole.state_dict is not None
+    assert all(torch.equal(stored[k], v) for k, v in whole.state_dict.items())
