@@ -133,35 +133,42 @@ def test_worker_killed_mid_run_resumes_elsewhere_from_its_checkpoint(cluster, tm
     assert finisher_host
 
 
+def start_small_sweep(processes: Processes, env: dict[str, str], tmp_path: Path,
+                      mixes: Path) -> str:
+    """Twelve short runs, two workers and a beat; the database URL to watch."""
+    submit(env, tmp_path, mixes, "[[], [{type: fc, units: 64}]]", "[0, 2, 4, 6, 8, 10]",
+           epochs=3, batch_size=4)
+    processes.worker("w1")
+    processes.worker("w2")
+    processes.start("beat", "beat", "--loglevel", "INFO")
+    return env["FFQ_DATABASE_URL"]
+
+
+def queued_count(url: str) -> int:
+    return int(query(url, "SELECT count(*) FROM runs WHERE status = 'queued'")[0][0])
+
+
 def test_redis_restart_and_flushall_mid_sweep(cluster, tmp_path, tiny_mixes, redis_server):
     import redis
 
     processes, env = cluster
-    url = env["FFQ_DATABASE_URL"]
-    submit(env, tmp_path, tiny_mixes, "[[], [{type: fc, units: 64}]]", "[0, 2, 4, 6, 8, 10]",
-           epochs=3, batch_size=16)
-    processes.worker("w1")
-    processes.worker("w2")
-    processes.start("beat", "beat", "--loglevel", "INFO")
+    url = start_small_sweep(processes, env, tmp_path, tiny_mixes)
     wait_until(lambda: done_count(url) >= 3, 120, "three runs to finish")
+    lost = queued_count(url)
     redis_server.stop()  # no persistence: every queued message is gone
     time.sleep(2)
     redis_server.start()
     redis.Redis.from_url(redis_server.url).flushall()
     wait_until(lambda: done_count(url) == 12, 240, "the sweep to finish after losing Redis")
     assert_exactly_once(url, runs=12, epochs=3)
+    assert lost > 0  # runs were waiting in Redis when it lost them …
     logs = processes.log("w1") + processes.log("w2")
-    assert "reconcile: queued again" in logs  # the lost messages were published again
+    assert "reconcile: queued again" in logs  # … and the reconciler published them again
 
 
 def test_postgres_down_for_seconds_mid_sweep(cluster, tmp_path, tiny_mixes, postgres):
     processes, env = cluster
-    url = env["FFQ_DATABASE_URL"]
-    submit(env, tmp_path, tiny_mixes, "[[], [{type: fc, units: 64}]]", "[0, 2, 4, 6, 8, 10]",
-           epochs=3, batch_size=16)
-    processes.worker("w1")
-    processes.worker("w2")
-    processes.start("beat", "beat", "--loglevel", "INFO")
+    url = start_small_sweep(processes, env, tmp_path, tiny_mixes)
     wait_until(lambda: done_count(url) >= 2, 120, "two runs to finish")
     postgres.stop()
     time.sleep(4)
