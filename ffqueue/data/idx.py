@@ -22,16 +22,15 @@ called ``class_0`` … ``class_9``.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ffqueue.data.files import atomic_write
 from ffqueue.errors import DataError
 
 SIDE = 28
@@ -147,17 +146,7 @@ def _write_file(path: Path, data: bytes, compress: bool) -> None:
     """Write atomically; gzip without a timestamp or name so equal data gives equal files."""
     if compress:
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; workers may run as other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def write_mix_dir(mix_dir: Path, classes: Sequence[str], arrays: Mapping[str, np.ndarray],

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ffqueue.data import idx
+from ffqueue.data.files import atomic_write
 from ffqueue.data.quickdraw import PIXELS, list_categories, open_category
 from ffqueue.errors import DataError
 
@@ -101,21 +100,6 @@ def _content_hash(classes: Sequence[str], arrays: Mapping[str, np.ndarray]) -> s
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a temporary file in the same directory and rename: all or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; workers may run as other users
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_request(convergent: Sequence[str], divergent: Sequence[str], per_class: int,
                    seed: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
     """Validate build_mixes' arguments; return the per-class (train, val, test) sizes."""
@@ -173,7 +157,7 @@ def _write_mix(path: Path, index: int, classes: tuple[str, ...], arrays: Mapping
                content_hash: str) -> None:
     fields = {"classes": np.array(classes, dtype=str), "index": np.array(index, dtype=np.int64),
               "content_hash": np.array(content_hash), **arrays}
-    _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **fields))
+    atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **fields))
 
 
 def _parse_entry(directory: Path, e: Mapping[str, Any]) -> MixInfo:
@@ -395,5 +379,5 @@ def build_mixes(source_dir: Path, out_dir: Path, convergent: Sequence[str],
     manifest = {"format": FORMAT, "layout": layout, "params": params, "mixes": entries}
     if manifest != old or not (out_dir / MANIFEST).is_file():
         text = json.dumps(manifest, indent=2) + "\n"
-        _atomic_write(out_dir / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+        atomic_write(out_dir / MANIFEST, lambda f: f.write(text.encode("utf-8")))
     return list_mixes(out_dir)

@@ -9,13 +9,12 @@ the same format for the synthetic doodles.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ffqueue.data.files import atomic_write
 from ffqueue.errors import DataError
 
 SIDE = 28
@@ -94,15 +93,8 @@ def save_category(path: Path, drawings: np.ndarray) -> Path:
         raise DataError(f"{path}: drawings must be (N, {PIXELS}) uint8, got "
                         f"{drawings.shape} {drawings.dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; readers may run as other users
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(drawings), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(drawings),
+                                         allow_pickle=False))
     return path
 
 
