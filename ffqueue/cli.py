@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 from rich.table import Table
 
 from ffqueue.cli_common import FORMATS, cell, err, out, print_rows
 from ffqueue.errors import FFQueueError
-
-
-def _settings() -> Any:
-    from ffqueue.settings import get_settings
-
-    return get_settings()
+from ffqueue.settings import get_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +35,7 @@ def cli() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def config(fmt: str) -> None:
     """Print the effective settings, passwords masked."""
-    values = _settings().masked()
+    values = get_settings().masked()
     if fmt == "json":
         click.echo(json.dumps(values, indent=2))
         return
@@ -63,7 +57,7 @@ def db_upgrade(revision: str) -> None:
     from ffqueue import db as database
     from ffqueue.settings import mask_url
 
-    settings = _settings()
+    settings = get_settings()
     at = database.upgrade(settings, revision)
     click.echo(f"database {mask_url(settings.effective_database_url)} is at revision {at}")
 
@@ -73,7 +67,7 @@ def db_current() -> None:
     """Print the database's schema revision."""
     from ffqueue import db as database
 
-    click.echo(database.current_revision(_settings()) or "empty")
+    click.echo(database.current_revision(get_settings()) or "empty")
 
 
 # ---------------------------------------------------------------- architectures
@@ -142,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokerError as exc:
         from ffqueue.settings import mask_url
 
-        url = mask_url(_settings().effective_broker_url)
+        url = mask_url(get_settings().effective_broker_url)
         click.echo(f"error: cannot reach the broker FFQ_BROKER_URL={url}: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

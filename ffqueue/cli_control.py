@@ -7,12 +7,7 @@ from typing import Any
 import click
 
 from ffqueue.cli_common import err
-
-
-def _settings() -> Any:
-    from ffqueue.settings import get_settings
-
-    return get_settings()
+from ffqueue.settings import get_settings
 
 
 def _publish(run_ids: list[int], settings: Any) -> int:
@@ -29,7 +24,7 @@ def _steer(sweep_ref: str, action: str) -> None:
     from ffqueue.db import session_scope
     from ffqueue.results import resolve_sweep
 
-    settings = _settings()
+    settings = get_settings()
     to_publish: list[int] = []
     with session_scope(settings) as session:
         sweep = resolve_sweep(sweep_ref, session=session)
@@ -86,7 +81,7 @@ def reconcile(grace: float | None) -> None:
     """Queue again the runs that the broker lost or whose worker died."""
     from ffqueue.reconciler import reconcile as reconcile_runs
 
-    settings = _settings()
+    settings = get_settings()
     orphans = reconcile_runs(settings, grace=settings.reconcile_grace if grace is None else grace)
     err.print(f"queued again: {len(orphans.queued)} runs without a message, "
               f"{len(orphans.expired)} runs with an expired lease")

@@ -10,18 +10,13 @@ from typing import Any
 import click
 
 from ffqueue.cli_common import FORMATS, err, int_list, out, print_rows, progress_bar
-from ffqueue.settings import Settings
+from ffqueue.settings import Settings, get_settings
 
 RESULT_COLUMNS = ["run", "architecture", "params", "mix", "seed", "status", "test_accuracy",
                   "epochs_done", "seconds"]
 DECAY_COLUMNS = ["architecture", "params", "depth", "seed", "max_accuracy", "slope", "r2",
                  "mixes"]
 
-
-def _settings() -> Settings:
-    from ffqueue.settings import get_settings
-
-    return get_settings()
 
 
 def sweep_options(function: Any) -> Any:
@@ -102,7 +97,7 @@ def sweep() -> None:
 @sweep_options
 def sweep_submit(force: bool, **options: Any) -> None:
     """Queue a sweep: one run per (architecture, mix, seed). Prints the sweep id last."""
-    settings = _settings()
+    settings = get_settings()
     submission = submit_definition(build_definition(**options), settings, force=force)
     click.echo(submission.sweep_id)
 
@@ -111,7 +106,7 @@ def sweep_submit(force: bool, **options: Any) -> None:
 @sweep_options
 def sweep_run(force: bool, **options: Any) -> None:
     """Submit a sweep and work through it in this process (no server needed)."""
-    settings = _settings()
+    settings = get_settings()
     submission = submit_definition(build_definition(**options), settings, force=force)
     counts = run_embedded(submission.sweep_id, settings)
     err.print(f"sweep {submission.sweep_id} ended: {counts['done']} done, "
@@ -137,11 +132,11 @@ def status(sweep_ref: str | None, fmt: str, watch: bool, interval: float) -> Non
     done, running and failed runs, and an ETA from the observed run times."""
     from ffqueue.cli_report import progress_view, sweep_progress, watch_progress
 
-    info = sweep_progress(sweep_ref, _settings())
+    info = sweep_progress(sweep_ref, get_settings())
     if fmt == "json":
         click.echo(json.dumps(info, indent=2))
     elif watch:
-        watch_progress(sweep_ref, _settings(), interval)
+        watch_progress(sweep_ref, get_settings(), interval)
     else:
         out.print(progress_view(info))
 
@@ -164,7 +159,7 @@ def results(sweep_ref: str | None, fmt: str, out_file: Path | None, preset: str 
 
     if fmt == "parquet" and out_file is None:
         raise click.UsageError("--format parquet writes a file: give --out FILE")
-    with session_scope(_settings()) as session:
+    with session_scope(get_settings()) as session:
         found = None if all_sweeps else resolve_sweep(sweep_ref, session=session)
         rows = run_rows(found, session=session, preset=preset, architecture=architecture)
     if out_file is None:
@@ -195,7 +190,7 @@ def analyze(sweep_ref: str | None, fmt: str, autoencoder: bool) -> None:
         summary_rows,
     )
 
-    with session_scope(_settings()) as session:
+    with session_scope(get_settings()) as session:
         found = resolve_sweep(sweep_ref, session=session)
         analyze_sweep(found.id, session=session, autoencoder=autoencoder)
         rows = decay_rows(found, session=session)
@@ -235,7 +230,7 @@ def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
     from ffqueue.settings import available_cores
 
     scaling, concurrency, pool = autoscale_argv(autoscale, concurrency, pool)
-    settings = _settings()
+    settings = get_settings()
     require_schema(settings)
     # No pooled connection may cross the fork into prefork children: two processes
     # on one PostgreSQL socket corrupt each other's transactions.
@@ -260,7 +255,7 @@ def beat(loglevel: str) -> None:
     """Start Celery beat (run exactly one): periodic analysis."""
     from ffqueue.celery_app import app
 
-    schedule = _settings().home_dir / "celerybeat-schedule"
+    schedule = get_settings().home_dir / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select
@@ -41,11 +40,10 @@ from ffqueue.runner import (
     _cached_mix,
     _end,
     _resume_epoch,
-    _store_pending,
-    _write_pending,
     checkpoint_path,
+    keep_result,
     pending_path,
-    weights_path,
+    result_record,
 )
 from ffqueue.settings import Settings
 
@@ -125,7 +123,7 @@ def _train_and_store(loaded: list[tuple[Job, Any]], settings: Settings, worker: 
     from worker.checkpoint import run_key
     from worker.device import configure, describe, pick_device, resolve_precision, set_threads
     from worker.fused import Member, train_fused
-    from worker.train import Split, save_weights
+    from worker.train import Split
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
@@ -171,13 +169,8 @@ def _train_and_store(loaded: list[tuple[Job, Any]], settings: Settings, worker: 
             outcomes[job.run_id] = _end(job.run_id, worker, RunStatus.FAILED, str(result),
                                         settings)
         else:
-            if result.state_dict is not None:
-                save_weights(result.state_dict, weights_path(settings, job.run_id))
-            _write_pending(settings, job.run_id, {
-                "epochs": [asdict(e) for e in result.epochs], "confusion": result.confusion,
-                "seconds": result.seconds, "device": describe(device),
-                "torch_version": torch.__version__})
-            outcomes[job.run_id] = _store_pending(job.run_id, settings)
+            record = result_record(settings, job, result, describe(device), torch.__version__)
+            outcomes[job.run_id] = keep_result(settings, job.run_id, record)
     return outcomes
 
 

@@ -156,8 +156,7 @@ def execute_run(run_id: int, *, settings: Settings | None = None, worker: str | 
         if retry:
             raise RunRetry(f"run {run_id} queued again after {error}") from exc
         return outcome
-    _write_pending(settings, run_id, result)
-    return _store_pending(run_id, settings)
+    return keep_result(settings, run_id, result)
 
 
 def _end(run_id: int, worker: str, status: RunStatus, error: str, settings: Settings) -> Outcome:
@@ -167,18 +166,22 @@ def _end(run_id: int, worker: str, status: RunStatus, error: str, settings: Sett
     return Outcome(run_id, status.value, error=error)
 
 
-def _write_pending(settings: Settings, run_id: int, result: dict[str, Any]) -> None:
+def keep_result(settings: Settings, run_id: int, result: dict[str, Any]) -> Outcome:
+    """Put a trained result on disk first, then into the database."""
     path = pending_path(settings, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(path)
+    return _store_pending(run_id, settings, result)
 
 
-def _store_pending(run_id: int, settings: Settings) -> Outcome:
+def _store_pending(run_id: int, settings: Settings,
+                   result: dict[str, Any] | None = None) -> Outcome:
     """Write a result kept on disk; remove it once the database has it (or refused it)."""
     path = pending_path(settings, run_id)
-    result = json.loads(path.read_text())
+    if result is None:  # left by an attempt that could not reach the database
+        result = json.loads(path.read_text())
     with session_scope(settings) as session:
         written = store_result(run_id, result, session=session)
     path.unlink(missing_ok=True)
@@ -214,7 +217,7 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
 
     from worker.checkpoint import run_key
     from worker.device import configure, describe, pick_device, resolve_precision, set_threads
-    from worker.train import Split, save_weights, train
+    from worker.train import Split, train
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
@@ -235,8 +238,15 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
                    precision=resolve_precision(settings.precision, device), on_epoch=on_epoch,
                    checkpoint=checkpoint_path(settings, job.run_id),
                    key=run_key(job.spec, job.seed, job.config.as_dict(), job.content_hash))
+    return result_record(settings, job, result, describe(device), torch.__version__)
+
+
+def result_record(settings: Settings, job: Job, result: Any, device: str,
+                  torch_version: str) -> dict[str, Any]:
+    """Save a trained run's final weights; the JSON record of its result."""
+    from worker.train import save_weights
+
     if result.state_dict is not None and job.config.epochs > 0:  # untrained weights: not worth it
         save_weights(result.state_dict, weights_path(settings, job.run_id))
     return {"epochs": [asdict(e) for e in result.epochs], "confusion": result.confusion,
-            "seconds": result.seconds, "device": describe(device),
-            "torch_version": torch.__version__}
+            "seconds": result.seconds, "device": device, "torch_version": torch_version}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ffqueue import __version__
@@ -78,7 +78,7 @@ def submit(definition: SweepDefinition, *, session: Session, force: bool = False
     if existing is not None and not force:
         queued = session.scalars(select(Run.id).where(Run.sweep_id == existing.id,
                                                       Run.status == RunStatus.QUEUED)).all()
-        total = len(session.scalars(select(Run.id).where(Run.sweep_id == existing.id)).all())
+        total = session.scalar(select(func.count()).where(Run.sweep_id == existing.id)) or 0
         return Submission(existing.id, existing.name, False, total, list(queued))
     if force and existing is not None:
         key = _unique_forced_key(key, session=session)

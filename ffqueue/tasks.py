@@ -7,6 +7,7 @@ everything else from the database.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ def train_run(self: Any, run_id: int, **labels: Any) -> dict[str, Any]:
     """Train run ``run_id``; ``labels`` (sweep, architecture, mix, seed) are for people."""
     from ffqueue.runner import execute_run
 
-    outcome = execute_run(run_id, worker=f"{self.request.hostname}:{_pid()}",
+    outcome = execute_run(run_id, worker=f"{self.request.hostname}:{os.getpid()}",
                           progress=progress_reporter(self))
     return outcome.__dict__
 
@@ -52,12 +53,6 @@ def analyze_all() -> list[int]:
 
     with session_scope() as session:
         return analyze_stale_sweeps(session=session)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 PROGRESS = "PROGRESS"  # the custom state Flower shows while a run trains
