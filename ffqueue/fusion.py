@@ -5,8 +5,8 @@ Siblings are the runs of the same sweep and architecture (so the same TrainConfi
 the 11 mixes and every seed. Each is claimed with the same conditional UPDATE as a
 single run (``leases.claim_run``), so the siblings' own messages later find their runs
 taken and exit as "skipped". Each member then goes through the single-run path's
-bookkeeping: heartbeats, per-epoch metrics, a checkpoint per epoch, the result written
-to disk and then to the database.
+bookkeeping: heartbeats, epoch metrics and checkpoints (every ``FFQ_CHECKPOINT_SECONDS``),
+the result written to disk and then to the database.
 
 Fusion is used where it is faster: ``FFQ_FUSE=auto`` turns it on for CUDA devices
 only (on a CPU, batched matmuls and grouped convolutions are no faster than one run
@@ -29,10 +29,10 @@ from ffqueue.leases import (
     attempts_left,
     claim_run,
     discard_epochs_after,
-    record_epoch,
 )
 from ffqueue.models import Run, RunStatus
 from ffqueue.runner import (
+    EpochLog,
     Heartbeat,
     LeaseLost,
     Outcome,
@@ -136,21 +136,22 @@ def _train_and_store(loaded: list[tuple[Job, Any]], settings: Settings, worker: 
     outcomes: dict[int, Outcome] = {}
     with ExitStack() as stack:
         beats = [stack.enter_context(Heartbeat(job.run_id, worker, settings)) for job in jobs]
+        logs = [EpochLog(job, worker, settings) for job in jobs]
 
         def on_epoch(i: int, metrics: Any) -> None:
             if beats[i].state == "cancelled":
                 raise LeaseLost("cancelled")  # the whole sweep: stop every member
             if beats[i].state != "ok":
                 return  # taken over elsewhere: keep training the others, store nothing
-            with session_scope(settings) as session:
-                record_epoch(jobs[i].run_id, worker, metrics, session=session)
+            logs[i].add(metrics)
             if progress is not None and jobs[i].run_id == primary:
                 progress(metrics.epoch, jobs[i].config.epochs)
 
         try:
             results = train_fused(jobs[0].spec, members, jobs[0].config, device=device,
                                   precision=resolve_precision(settings.precision, device),
-                                  on_epoch=on_epoch)
+                                  on_epoch=on_epoch,
+                                  checkpoint_seconds=settings.checkpoint_seconds)
         except LeaseLost:
             return {job.run_id: _end(job.run_id, worker, RunStatus.CANCELLED,
                                      "sweep cancelled", settings) for job in jobs}

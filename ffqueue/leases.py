@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -139,12 +140,14 @@ def _upsert_epochs(rows: list[dict[str, Any]], *, session: Session) -> None:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(EpochMetric).values(rows)
+    statement = insert(EpochMetric)
     columns = ("train_loss", "val_accuracy", "test_accuracy", "seconds")
+    # Rows go as parameters (executemany), not as VALUES: the statement is then the same
+    # for every call and SQLAlchemy compiles it once.
     session.execute(statement.on_conflict_do_update(
         index_elements=["run_id", "epoch"],
         set_={c: getattr(statement.excluded, c) for c in columns},
-    ))
+    ), rows)
 
 
 def epoch_row(run_id: int, metrics: Any) -> dict[str, Any]:
@@ -153,17 +156,19 @@ def epoch_row(run_id: int, metrics: Any) -> dict[str, Any]:
             "seconds": metrics.seconds}
 
 
-def record_epoch(run_id: int, worker: str, metrics: Any, *, session: Session) -> bool:
-    """Store one epoch (upsert) and refresh the heartbeat, if we still hold the lease."""
+def record_epochs(run_id: int, worker: str, epochs: Sequence[Any], *, session: Session) -> bool:
+    """Store epochs (upsert) and refresh the heartbeat, if we still hold the lease."""
+    if not epochs:
+        return True
     renewed = session.execute(
         update(Run).where(Run.id == run_id, Run.worker == worker,
                           Run.status == RunStatus.RUNNING)
-        .values(heartbeat_at=utcnow(), epochs_done=metrics.epoch)
+        .values(heartbeat_at=utcnow(), epochs_done=max(m.epoch for m in epochs))
         .execution_options(synchronize_session=False)
     )
     if _rowcount(renewed) != 1:
         return False
-    _upsert_epochs([epoch_row(run_id, metrics)], session=session)
+    _upsert_epochs([epoch_row(run_id, m) for m in epochs], session=session)
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -26,7 +27,7 @@ from ffqueue.leases import (
     discard_epochs_after,
     end_run,
     heartbeat,
-    record_epoch,
+    record_epochs,
     requeue_dead_local_runs,
     store_result,
     worker_name,
@@ -108,6 +109,36 @@ class Heartbeat:
     def check(self) -> None:
         if self.state != "ok":
             raise LeaseLost(self.state)
+
+
+class EpochLog:
+    """A run's epoch metrics on their way to the database.
+
+    The table is for watching runs train; the final write stores every epoch anyway.
+    So epochs are written together at most every ``FFQ_CHECKPOINT_SECONDS`` (as often
+    as checkpoints), and the last epoch is left to the final write: epochs of
+    milliseconds would otherwise cost a transaction each.
+    """
+
+    def __init__(self, job: Job, worker: str, settings: Settings) -> None:
+        self.job, self.worker, self.settings = job, worker, settings
+        self.pending: list[Any] = []
+        self._written = time.monotonic()
+
+    def add(self, metrics: Any) -> None:
+        self.pending.append(metrics)
+        if metrics.epoch >= self.job.config.epochs:
+            return
+        if time.monotonic() - self._written < self.settings.checkpoint_seconds:
+            return
+        try:
+            with session_scope(self.settings) as session:
+                record_epochs(self.job.run_id, self.worker, self.pending, session=session)
+        except ServiceUnavailable as exc:  # kept for the next write or the final one
+            log.warning("run %s: epochs not recorded yet: %s", self.job.run_id, exc)
+            return
+        self.pending.clear()
+        self._written = time.monotonic()
 
 
 def execute_run(run_id: int, *, settings: Settings | None = None, worker: str | None = None,
@@ -224,12 +255,10 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
     configure(device)
     mix = _cached_mix(job.mixes_dir, job.mix_index, job.content_hash)
 
+    epochs = EpochLog(job, worker, settings)
+
     def on_epoch(metrics: Any) -> None:
-        try:
-            with session_scope(settings) as session:
-                record_epoch(job.run_id, worker, metrics, session=session)
-        except ServiceUnavailable as exc:  # the final write stores every epoch anyway
-            log.warning("run %s: epoch %s not recorded yet: %s", job.run_id, metrics.epoch, exc)
+        epochs.add(metrics)
         beat.check()
         if progress is not None:
             progress(metrics.epoch, job.config.epochs)
@@ -237,6 +266,7 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
     result = train(job.spec, Split.of(mix), job.config, seed=job.seed, device=device,
                    precision=resolve_precision(settings.precision, device), on_epoch=on_epoch,
                    checkpoint=checkpoint_path(settings, job.run_id),
+                   checkpoint_seconds=settings.checkpoint_seconds,
                    key=run_key(job.spec, job.seed, job.config.as_dict(), job.content_hash))
     return result_record(settings, job, result, describe(device), torch.__version__)
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(6 * 3600, gt=0)  # seconds; above the longest run
     lease_seconds: int = Field(120, gt=0)  # seconds without heartbeat before a run is orphaned
     max_attempts: int = Field(3, ge=1)  # crashes before a run is marked failed
+    # seconds of training between a run's checkpoints (and epoch writes); 0: every epoch
+    checkpoint_seconds: float = Field(1.0, ge=0)
     analysis_interval: float = Field(60.0, gt=0)  # seconds between beat analyses
     reconcile_interval: float = Field(60.0, gt=0)  # seconds between beat reconciliations
     reconcile_grace: float = Field(60.0, ge=0)  # seconds a run may wait unseen before requeue

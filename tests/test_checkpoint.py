@@ -1,4 +1,5 @@
-"""Checkpoints: written every epoch, resumed bitwise on the CPU, ignored when foreign."""
+"""Checkpoints: written after epochs (every epoch, or every FFQ_CHECKPOINT_SECONDS of
+training), resumed bitwise on the CPU, ignored when foreign."""
 
 from __future__ import annotations
 
@@ -56,6 +57,25 @@ def test_resume_after_an_interruption_gives_the_same_weights_bitwise(tmp_path, s
     assert resumed.confusion == whole.confusion
     # The last epoch writes no checkpoint: its weights are the run's result.
     assert checkpoint_epoch(path) == 3
+
+
+def test_checkpoints_wait_for_checkpoint_seconds_of_training(tmp_path):
+    data = two_blobs()
+    with pytest.raises(Stop):  # epochs of milliseconds: no checkpoint before an hour
+        train(SPEC, data, CONFIG, seed=5, checkpoint=tmp_path / "hour.pt",
+              checkpoint_seconds=3600, on_epoch=stop_at(3))
+    assert not (tmp_path / "hour.pt").exists()
+    # Any training at all is enough for a nanosecond: a checkpoint after every epoch.
+    path = tmp_path / "some.pt"
+    with pytest.raises(Stop):
+        train(SPEC, data, CONFIG, seed=5, checkpoint=path, checkpoint_seconds=1e-9,
+              on_epoch=stop_at(2))
+    assert checkpoint_epoch(path) == 1
+    resumed = train(SPEC, data, CONFIG, seed=5, checkpoint=path, checkpoint_seconds=3600)
+    whole = train(SPEC, data, CONFIG, seed=5)
+    assert resumed.state_dict is not None and whole.state_dict is not None
+    assert all(torch.equal(resumed.state_dict[k], v) for k, v in whole.state_dict.items())
+    assert checkpoint_epoch(path) == 1  # nothing new saved within the hour
 
 
 def test_a_checkpoint_with_no_epoch_left_trains_nothing(tmp_path):
@@ -122,6 +142,7 @@ def test_a_redelivered_run_resumes_from_its_checkpoint(settings, tiny_mixes):
     from worker.device import resolve_precision
     from worker.train import Split, load_weights
 
+    settings = settings.model_copy(update={"checkpoint_seconds": 0})  # after every epoch
     config = TrainConfig(epochs=3, batch_size=64)
     definition = make_definition(name="resume", mixes_dir=tiny_mixes, specs=[SPEC], seeds=[4],
                                  mix_indices=[3], train=config)
@@ -151,3 +172,35 @@ def test_a_redelivered_run_resumes_from_its_checkpoint(settings, tiny_mixes):
     stored = load_weights(weights_path(settings, run_id))
     assert whole.state_dict is not None
     assert all(torch.equal(stored[k], v) for k, v in whole.state_dict.items())
+
+
+@pytest.mark.parametrize("interval", [0, 3600])
+def test_epoch_metrics_reach_the_database_every_checkpoint_seconds(settings, tiny_mixes,
+                                                                     interval):
+    """Each epoch is stored at once with 0; with an hour, the final write stores them all."""
+    from sqlalchemy import select
+
+    from ffqueue.db import session_scope
+    from ffqueue.models import EpochMetric
+    from ffqueue.runner import execute_run
+    from ffqueue.scheduler import submit
+    from ffqueue.sweeps import make_definition
+
+    settings = settings.model_copy(update={"checkpoint_seconds": interval})
+    definition = make_definition(name="log", mixes_dir=tiny_mixes, specs=[SPEC], seeds=[0],
+                                 mix_indices=[0], train=TrainConfig(epochs=3, batch_size=64))
+    with session_scope(settings) as session:
+        (run_id,) = submit(definition, session=session).to_publish
+
+    def stored() -> list[int]:
+        with session_scope(settings) as session:
+            return list(session.scalars(select(EpochMetric.epoch)
+                                        .where(EpochMetric.run_id == run_id)
+                                        .order_by(EpochMetric.epoch)))
+
+    seen: list[list[int]] = []
+    outcome = execute_run(run_id, settings=settings, progress=lambda _e, _t: seen.append(stored()))
+    assert outcome.status == "done"
+    # The last epoch is never written on its own: the result write carries it.
+    assert seen == ([[1], [1, 2], [1, 2]] if interval == 0 else [[], [], []])
+    assert stored() == [1, 2, 3]

@@ -100,6 +100,7 @@ def test_worker_killed_mid_run_resumes_elsewhere_from_its_checkpoint(cluster, tm
     processes, env = cluster
     url = env["FFQ_DATABASE_URL"]
     epochs = 14
+    processes.env["FFQ_CHECKPOINT_SECONDS"] = "0"  # a checkpoint after every epoch
     submit(env, tmp_path, tiny_mixes, "[[{type: fc, units: 1024}, {type: fc, units: 1024}]]",
            "[0]", epochs=epochs, batch_size=8)
     processes.worker("w1")

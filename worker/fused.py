@@ -134,10 +134,11 @@ def train_fused(
     device: torch.device | None = None,
     precision: str = "fp32",
     on_epoch: EpochCallback | None = None,
+    checkpoint_seconds: float = 0.0,
 ) -> list[TrainResult | TrainingError]:
     """Train every member; the result (or the error of a member whose loss diverged)
     per member, in order. ``on_epoch(i, metrics)`` follows each member's epochs, then
-    its checkpoint is written, as in ``worker.train.train``."""
+    its checkpoint is written (every ``checkpoint_seconds``), as in ``worker.train.train``."""
     device = device or torch.device("cpu")
     keys = [m.key or run_key(list(spec), m.seed, config.as_dict(), "") for m in members]
     states = [load_checkpoint(m.checkpoint, key) for m, key in zip(members, keys, strict=True)]
@@ -148,7 +149,8 @@ def train_fused(
     results: list[TrainResult | TrainingError] = [TrainResult() for _ in members]
     for indices in groups.values():
         group = _Group(spec, [members[i] for i in indices], [keys[i] for i in indices],
-                       [states[i] for i in indices], config, device, precision)
+                       [states[i] for i in indices], config, device, precision,
+                       checkpoint_seconds)
 
         def report(j: int, metrics: EpochResult, indices: list[int] = indices) -> None:
             if on_epoch is not None:
@@ -164,8 +166,9 @@ class _Group:
 
     def __init__(self, spec: list[dict[str, Any]], members: list[Member], keys: list[str],
                  states: list[dict[str, Any] | None], config: TrainConfig,
-                 device: torch.device, precision: str) -> None:
+                 device: torch.device, precision: str, checkpoint_seconds: float) -> None:
         self.members, self.keys, self.config = members, keys, config
+        self.checkpoint_seconds = checkpoint_seconds
         self.device, self.precision = device, precision
         self.net = FusedNet(spec)
         self.results = [TrainResult() for _ in members]
@@ -199,13 +202,20 @@ class _Group:
         x_test, y_test = self._stack("test")
         start = len(self.results[0].epochs) + 1
         test_pred: torch.Tensor | None = None  # the last epoch's, for the confusion matrices
+        unsaved = 0.0  # seconds trained since the last checkpoints
         for epoch in range(start, self.config.epochs + 1):
             tick = time.perf_counter()
             losses = self._epoch(x_train, y_train)
             val = self._accuracy(self._predict(x_val), y_val)
             test_pred = self._predict(x_test)
             test = self._accuracy(test_pred, y_test)
-            share = (time.perf_counter() - tick) / len(self.members)
+            seconds = time.perf_counter() - tick
+            share = seconds / len(self.members)
+            unsaved += seconds
+            # The last epoch is written as the result; see worker.train.train for the rest.
+            save = epoch < self.config.epochs and unsaved >= self.checkpoint_seconds
+            if save:
+                unsaved = 0.0
             for i, result in enumerate(self.results):
                 if i in self.failed:
                     continue
@@ -218,7 +228,7 @@ class _Group:
                 result.epochs.append(metrics)
                 result.seconds += share
                 report(i, metrics)
-                if epoch < self.config.epochs:  # the last one is written as the result
+                if save:
                     self._checkpoint(i)
         if test_pred is None:  # resumed with no epoch left to train
             test_pred = self._predict(x_test)

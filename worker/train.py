@@ -174,13 +174,15 @@ def train(
     on_epoch: Callable[[EpochResult], None] | None = None,
     checkpoint: Path | None = None,
     key: str | None = None,
+    checkpoint_seconds: float = 0.0,
 ) -> TrainResult:
     """Train ``spec`` on one mix with Adam and cross-entropy; evaluate after every epoch.
 
     Deterministic on the CPU for a given seed: the seed fixes the initial weights, the
     batch order and dropout. ``precision`` is ``fp32`` or ``bf16`` (autocast). With
-    ``checkpoint``, the run's state is written there after every epoch (after
-    ``on_epoch`` has stored its metrics) and an existing checkpoint of the same run
+    ``checkpoint``, the run's state is written there after an epoch (after ``on_epoch``
+    has seen its metrics) once ``checkpoint_seconds`` of training have passed since the
+    last checkpoint (0: after every epoch), and an existing checkpoint of the same run
     (``key``, default: from spec, seed and config) is resumed: ``on_epoch`` then sees
     only the epochs trained now, and the result has all of them.
     """
@@ -203,6 +205,7 @@ def train(
     x_test, y_test = to_device(data.x_test, data.y_test, device)
     loss_fn = nn.CrossEntropyLoss()
     test_pred: torch.Tensor | None = None  # the last epoch's, reused for the confusion matrix
+    unsaved = 0.0  # seconds trained since the last checkpoint
     for epoch in range(len(result.epochs) + 1, config.epochs + 1):
         tick = time.perf_counter()
         model.train()
@@ -226,8 +229,12 @@ def train(
         result.seconds += metrics.seconds
         if on_epoch is not None:
             on_epoch(metrics)
+        unsaved += metrics.seconds
         # The last epoch needs none: its weights are written as the run's result next.
-        if checkpoint is not None and epoch < config.epochs:
+        # Epochs of milliseconds would spend more on checkpoints than on training; a
+        # crash then redoes at most ``checkpoint_seconds`` of them.
+        if checkpoint is not None and epoch < config.epochs and unsaved >= checkpoint_seconds:
+            unsaved = 0.0
             save_checkpoint(checkpoint, run_state(key, model.state_dict(), optimizer_state(
                 optimizer), streams.state(), result))
     if test_pred is None:  # resumed from a checkpoint with no epoch left to train
