@@ -78,7 +78,7 @@ def _section_a(one_mix: object, args: argparse.Namespace, precisions: list[str])
 def _section_b(mixes: Path, args: argparse.Namespace, threads: int, precision: str) -> None:
     print(f"## (b) fc12 x 11 mixes through the queue, {args.epochs} epoch(s)\n")
     plain = plain_sweep(mixes, args.epochs)
-    queued = queue_sweep(mixes, args.epochs, threads=threads)
+    queued = queue_sweep(mixes, args.epochs)
     workers = worker_sweep(mixes, args.epochs, processes=threads)
     engine = engine_sweep(mixes, args.epochs, precision)
     rows = [{"how": "plain loop, one run at a time", "runs": plain["done"],

@@ -1,7 +1,8 @@
 """(b) The whole fc12 x 11 mixes sweep through the queue against the plain loop.
 
 The queue side is what a user types: ``ffqueue sweep run --preset fc12`` on the
-embedded defaults (SQLite, the folder queue, a worker thread in the same process), in
+embedded defaults (SQLite, the folder queue, a worker in the same command with one
+pool process per core), in
 a fresh FFQ_HOME, timed from the command's start to its exit: process start, imports,
 submission, 132 messages, claims, training, per-epoch metrics and checkpoints, results.
 The plain side trains the same 132 runs one after another in this process.
@@ -30,12 +31,15 @@ def ffqueue(home: Path, *args: str, env: dict[str, str]) -> subprocess.Completed
                           text=True, check=True, env={**clean, "FFQ_HOME": str(home), **env})
 
 
-def queue_sweep(mixes: Path, epochs: int, *, threads: int, fuse: str = "auto",
+def queue_sweep(mixes: Path, epochs: int, *, threads: int = 0, fuse: str = "auto",
                 precision: str = "auto") -> dict[str, Any]:
-    """Run the sweep through ``ffqueue sweep run``; its wall time and per-run accuracy."""
+    """Run the sweep through ``ffqueue sweep run``; its wall time and per-run accuracy.
+    ``threads`` sets FFQ_TORCH_THREADS (default: unset, one process per core)."""
     home = BENCH_DIR / f"queue-{fuse}-{precision}"
     shutil.rmtree(home, ignore_errors=True)
-    env = {"FFQ_TORCH_THREADS": str(threads), "FFQ_FUSE": fuse, "FFQ_PRECISION": precision}
+    env = {"FFQ_FUSE": fuse, "FFQ_PRECISION": precision}
+    if threads:
+        env["FFQ_TORCH_THREADS"] = str(threads)
     ffqueue(home, "db", "upgrade", env=env)
     clock = Clock()
     ffqueue(home, "sweep", "run", "--preset", "fc12", "--mixes", str(mixes), "--epochs",

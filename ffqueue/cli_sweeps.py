@@ -226,15 +226,12 @@ def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
             raise SystemExit(code)
     from ffqueue.celery_app import app
     from ffqueue.cli_deploy import autoscale_argv
-    from ffqueue.db import get_engine, require_schema
+    from ffqueue.db import require_schema
     from ffqueue.settings import available_cores
 
     scaling, concurrency, pool = autoscale_argv(autoscale, concurrency, pool)
     settings = get_settings()
-    require_schema(settings)
-    # No pooled connection may cross the fork into prefork children: two processes
-    # on one PostgreSQL socket corrupt each other's transactions.
-    get_engine(settings).dispose()
+    require_schema(settings)  # pooled connections don't cross the fork: see ffqueue.db
     if not settings.torch_threads:
         # Each process gets its share of the cores: oversubscription is much slower.
         os.environ.setdefault("FFQ_TORCH_THREADS", str(max(1, available_cores() // concurrency)))

@@ -6,6 +6,8 @@ transaction) and passes ``session=`` to the data functions it calls.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +20,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ffqueue.errors import ConfigError, ServiceUnavailable
 from ffqueue.settings import Settings, get_settings, mask_url
+
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine of this process
+
+
+def _leave_connections_to_parent() -> None:
+    """In a forked child (a prefork pool process): forget the pooled connections it
+    inherited, without closing them. Two processes on one connection corrupt each
+    other's transactions, and closing a PostgreSQL connection here would end the
+    parent's session."""
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_leave_connections_to_parent)
 
 
 @lru_cache(maxsize=8)
@@ -34,6 +50,7 @@ def _engine(url: str) -> Engine:
         kwargs["pool_pre_ping"] = True  # a database restart must not break a long-lived worker
         kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(url, **kwargs)
+    _engines.add(engine)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

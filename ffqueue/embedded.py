@@ -2,7 +2,10 @@
 
 This is the embedded path: ``ffqueue demo`` and ``ffqueue sweep run`` publish their
 runs to the configured broker and consume them here, through the same task code
-that a separate ``ffqueue worker`` runs.
+that a separate ``ffqueue worker`` runs. On a CPU the worker has one pool process per
+core, each with one torch thread: small nets do not parallelise inside an op, so
+separate runs side by side use the cores better (docs/benchmarks.md). On a GPU it is
+one process (solo pool) that feeds the device; CUDA is then never touched before a fork.
 """
 
 from __future__ import annotations
@@ -24,39 +27,61 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ffqueue.celery_app import ANALYSIS_QUEUE, TRAIN_QUEUE, app
+from ffqueue.celery_app import ANALYSIS_QUEUE, TRAIN_QUEUE, WAKE_TASK, app
 from ffqueue.cli_common import progress_bar
 from ffqueue.db import session_scope
 from ffqueue.models import RunStatus, Sweep
 from ffqueue.results import status_counts
-from ffqueue.settings import Settings
+from ffqueue.settings import Settings, available_cores, get_settings, use_settings
 
 log = logging.getLogger(__name__)
 
 
+def embedded_processes(settings: Settings) -> int:
+    """Pool processes for the embedded worker: one on a GPU; on a CPU one per core, or
+    one per ``FFQ_TORCH_THREADS`` cores when that is set."""
+    from worker.gpus import list_gpus  # nvidia-smi, not torch: nothing initialises CUDA here
+
+    if settings.device.startswith("cuda") or (settings.device == "auto" and list_gpus()):
+        return 1
+    return max(1, available_cores() // (settings.torch_threads or 1))
+
+
 @contextmanager
-def embedded_worker(settings: Settings, *, shutdown_timeout: float = 600.0
-                    ) -> Iterator[WorkController]:
-    """A solo-pool worker on a background thread, consuming the train and analysis queues."""
+def embedded_worker(settings: Settings, *, processes: int | None = None,
+                    shutdown_timeout: float = 600.0) -> Iterator[WorkController]:
+    """A worker on a background thread, consuming the train and analysis queues with
+    ``processes`` pool processes (default: ``embedded_processes``)."""
     import ffqueue.tasks  # noqa: F401  (registers the tasks with the app)
     from ffqueue.celery_app import celery_config
 
+    processes = processes or embedded_processes(settings)
     app.conf.update(celery_config(settings))  # the worker consumes from *these* settings
-
+    previous = get_settings()
+    if processes > 1 and not settings.torch_threads:
+        # The pool processes fork from here and read these settings: a share of the cores
+        # each, as `ffqueue worker --concurrency` gives them (oversubscribing is slower).
+        threads = max(1, available_cores() // processes)
+        use_settings(settings.model_copy(update={"torch_threads": threads}))
     worker = WorkController(
-        app=app, pool="solo", concurrency=1, queues=[TRAIN_QUEUE, ANALYSIS_QUEUE],
-        loglevel="WARNING", without_heartbeat=True, without_mingle=True, without_gossip=True,
-        hostname=f"embedded@{settings.home_dir.name}",
+        app=app, pool="prefork" if processes > 1 else "solo", concurrency=processes,
+        queues=[TRAIN_QUEUE, ANALYSIS_QUEUE], loglevel="WARNING", without_heartbeat=True,
+        without_mingle=True, without_gossip=True, hostname=f"embedded@{settings.home_dir.name}",
     )
     thread = threading.Thread(target=worker.start, name="ffqueue-worker", daemon=True)
     thread.start()
     try:
         yield worker
     finally:
-        # Celery's own graceful stop: finish the task in hand, then leave the loop.
+        # Celery's own graceful stop: finish the tasks in hand, then leave the loop. A
+        # consumer of the folder queue checks the flag between 2-second polls, and polls
+        # once more after seeing it; a no-op message for each poll ends them at once.
         worker_state.should_stop = 0  # type: ignore[assignment]
+        for _ in range(2):
+            app.send_task(WAKE_TASK)
         thread.join(shutdown_timeout)
         worker_state.should_stop = None
+        use_settings(previous)
         if thread.is_alive():  # pragma: no cover - only when a run outlives the timeout
             log.warning("the embedded worker did not stop within %.0f s", shutdown_timeout)
 

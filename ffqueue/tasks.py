@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ffqueue.celery_app import app
+from ffqueue.celery_app import WAKE_TASK, app
 from ffqueue.errors import RunRetry, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,12 @@ def train_run(self: Any, run_id: int, **labels: Any) -> dict[str, Any]:
     outcome = execute_run(run_id, worker=f"{self.request.hostname}:{os.getpid()}",
                           progress=progress_reporter(self))
     return outcome.__dict__
+
+
+@app.task(name=WAKE_TASK)
+def wake() -> None:
+    """Do nothing: the message only wakes a worker that waits on the folder queue, so
+    that it sees its stop flag now (``ffqueue.embedded``). Any worker may take it."""
 
 
 @app.task(name="ffqueue.analyze", autoretry_for=(ServiceUnavailable,), retry_backoff=True)
