@@ -104,20 +104,24 @@ def sweep_submit(force: bool, **options: Any) -> None:
 
 @sweep.command("run")
 @sweep_options
-def sweep_run(force: bool, **options: Any) -> None:
-    """Submit a sweep and work through it in this process (no server needed)."""
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Worker processes [one per core on a CPU (or per FFQ_TORCH_THREADS "
+                   "cores), one on a GPU].")
+def sweep_run(force: bool, processes: int | None, **options: Any) -> None:
+    """Submit a sweep and work through it in this command (no server needed)."""
     settings = get_settings()
     submission = submit_definition(build_definition(**options), settings, force=force)
-    counts = run_embedded(submission.sweep_id, settings)
+    counts = run_embedded(submission.sweep_id, settings, processes=processes)
     err.print(f"sweep {submission.sweep_id} ended: {counts['done']} done, "
               f"{counts['failed']} failed, {counts['cancelled']} cancelled")
     click.echo(submission.sweep_id)
 
 
-def run_embedded(sweep_id: int, settings: Settings) -> dict[str, int]:
+def run_embedded(sweep_id: int, settings: Settings, *,
+                 processes: int | None = None) -> dict[str, int]:
     from ffqueue.embedded import embedded_worker, wait_for_sweep
 
-    with embedded_worker(settings):
+    with embedded_worker(settings, processes=processes):
         return wait_for_sweep(sweep_id, settings, console=err)
 
 

@@ -49,16 +49,33 @@ def assert_every_run_done_once(env: dict[str, str], database_url: str, runs: int
     assert keys == runs
 
 
-def test_embedded_sweep_run_goes_through_celery_on_a_folder_queue(tmp_path, tiny_mixes):
+def overlapping_runs(database_url: str) -> int:
+    """Pairs of runs that were training at the same time."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        spans = connection.execute(text("SELECT started_at, finished_at FROM runs")).all()
+    engine.dispose()
+    return sum(1 for i, a in enumerate(spans) for b in spans[i + 1:]
+               if a.started_at < b.finished_at and b.started_at < a.finished_at)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_embedded_sweep_run_goes_through_celery_on_a_folder_queue(tmp_path, tiny_mixes,
+                                                                   processes):
     env = {"FFQ_HOME": str(tmp_path / "home")}
     ffqueue("db", "upgrade", env=env)
     sweep = write_sweep(tmp_path, tiny_mixes)
-    result = ffqueue("sweep", "run", "--file", str(sweep), env=env)
+    result = ffqueue("sweep", "run", "--file", str(sweep), "--processes", str(processes),
+                     env=env)
     sweep_id = result.stdout.strip().splitlines()[-1]
     assert sweep_id == "1"
     assert "12 runs" in result.stderr
     database_url = f"sqlite:///{tmp_path / 'home' / 'ffqueue.db'}"
     assert_every_run_done_once(env, database_url, runs=12)
+    # One solo process trains one run at a time; a pool of two trains side by side.
+    assert (overlapping_runs(database_url) > 0) == (processes > 1)
+    # The messages that woke the worker to stop were taken too: the queue is empty.
+    assert not list((tmp_path / "home" / "broker" / "queue").iterdir())
     # The same sweep again: nothing new is queued or trained.
     again = ffqueue("sweep", "run", "--file", str(sweep), env=env)
     assert "already submitted" in again.stderr and "0 to queue" in again.stderr
