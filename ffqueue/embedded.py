@@ -63,14 +63,21 @@ def embedded_worker(settings: Settings, *, processes: int | None = None,
         # each, as `ffqueue worker --concurrency` gives them (oversubscribing is slower).
         threads = max(1, available_cores() // processes)
         use_settings(settings.model_copy(update={"torch_threads": threads}))
+    ready = threading.Event()
     worker = WorkController(
         app=app, pool="prefork" if processes > 1 else "solo", concurrency=processes,
         queues=[TRAIN_QUEUE, ANALYSIS_QUEUE], loglevel="WARNING", without_heartbeat=True,
         without_mingle=True, without_gossip=True, hostname=f"embedded@{settings.home_dir.name}",
+        ready_callback=lambda _consumer: ready.set(),
     )
     thread = threading.Thread(target=worker.start, name="ffqueue-worker", daemon=True)
     thread.start()
     try:
+        # The pool forks its processes as the worker starts. Until then this thread must
+        # not import anything: a process forked while another thread holds a module's
+        # import lock deadlocks on that module.
+        while not ready.wait(0.05) and thread.is_alive():
+            pass
         yield worker
     finally:
         # Celery's own graceful stop: finish the tasks in hand, then leave the loop. A
