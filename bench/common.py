@@ -32,7 +32,7 @@ def mixes_dir(per_class: int, seed: int = 0) -> Path:
 def load_splits(directory: Path, indices: Sequence[int]) -> list[Split]:
     from ffqueue.data.mixes import load_mix
 
-    return [Split.of(load_mix(directory, i)) for i in indices]
+    return [load_mix(directory, i) for i in indices]
 
 
 @dataclass

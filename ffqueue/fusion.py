@@ -123,13 +123,12 @@ def _train_and_store(loaded: list[tuple[Job, Any]], settings: Settings, worker: 
     from worker.checkpoint import run_key
     from worker.device import configure, describe, pick_device, resolve_precision, set_threads
     from worker.fused import Member, train_fused
-    from worker.train import Split
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
     configure(device)
     jobs = [job for job, _ in loaded]
-    members = [Member(seed=job.seed, data=Split.of(mix),
+    members = [Member(seed=job.seed, data=mix,
                       checkpoint=checkpoint_path(settings, job.run_id),
                       key=run_key(job.spec, job.seed, job.config.as_dict(), job.content_hash))
                for job, mix in loaded]

@@ -248,7 +248,7 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
 
     from worker.checkpoint import run_key
     from worker.device import configure, describe, pick_device, resolve_precision, set_threads
-    from worker.train import Split, train
+    from worker.train import train
 
     set_threads(settings.torch_threads)
     device = pick_device(settings.device)
@@ -263,7 +263,7 @@ def _train(job: Job, settings: Settings, worker: str, progress: Progress | None,
         if progress is not None:
             progress(metrics.epoch, job.config.epochs)
 
-    result = train(job.spec, Split.of(mix), job.config, seed=job.seed, device=device,
+    result = train(job.spec, mix, job.config, seed=job.seed, device=device,
                    precision=resolve_precision(settings.precision, device), on_epoch=on_epoch,
                    checkpoint=checkpoint_path(settings, job.run_id),
                    checkpoint_seconds=settings.checkpoint_seconds,

@@ -140,7 +140,7 @@ def test_a_redelivered_run_resumes_from_its_checkpoint(settings, tiny_mixes):
     from ffqueue.scheduler import submit
     from ffqueue.sweeps import make_definition
     from worker.device import resolve_precision
-    from worker.train import Split, load_weights
+    from worker.train import load_weights
 
     settings = settings.model_copy(update={"checkpoint_seconds": 0})  # after every epoch
     config = TrainConfig(epochs=3, batch_size=64)
@@ -167,7 +167,7 @@ def test_a_redelivered_run_resumes_from_its_checkpoint(settings, tiny_mixes):
         assert epochs == [1, 2, 3]
     assert not run_checkpoint(settings, run_id).exists()  # pruned: the final weights stay
     mix = load_mix(tiny_mixes, 3)
-    whole = train(SPEC, Split.of(mix), config, seed=4,
+    whole = train(SPEC, mix, config, seed=4,
                   precision=resolve_precision(settings.precision, torch.device("cpu")))
     stored = load_weights(weights_path(settings, run_id))
     assert whole.state_dict is not None

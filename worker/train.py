@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ffqueue.data.mixes import Split
 from ffqueue.errors import TrainingError
 from ffqueue.specs import NUM_CLASSES
 from ffqueue.sweeps import TrainConfig
@@ -54,26 +55,6 @@ class TrainResult:
     @property
     def final(self) -> EpochResult | None:
         return self.epochs[-1] if self.epochs else None
-
-
-@dataclass(frozen=True)
-class Split:
-    """One mix's arrays as the loop needs them (uint8 images, int64 labels)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-    @classmethod
-    def of(cls, mix: Any) -> Split:
-        return cls(mix.x_train, mix.y_train, mix.x_val, mix.y_val, mix.x_test, mix.y_test)
-
-    @property
-    def sizes(self) -> tuple[int, int, int]:
-        return len(self.y_train), len(self.y_val), len(self.y_test)
 
 
 def to_device(x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:

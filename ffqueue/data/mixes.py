@@ -61,18 +61,28 @@ class MixInfo:
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == has no single truth value
-class Mix:
-    """One loaded mix: x arrays (N, 784) uint8, y arrays (N,) int64, label i meaning classes[i]."""
+class Split:
+    """A mix's arrays as training needs them: x (N, 784) uint8, y (N,) int64."""
 
-    name: str
-    index: int
-    classes: tuple[str, ...]
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+
+@dataclass(frozen=True, eq=False)
+class Mix(Split):
+    """One loaded mix: its arrays, label i meaning classes[i], and its content hash."""
+
+    name: str
+    index: int
+    classes: tuple[str, ...]
     content_hash: str
 
 
