@@ -67,33 +67,36 @@ def _children_cpu() -> float:
 
 
 def plain_train(spec: Sequence[dict[str, Any]], data: Split, config: TrainConfig,
-                seed: int) -> RunOutcome:
+                seed: int, device: torch.device | None = None) -> RunOutcome:
     """The baseline: how one would write it with stock PyTorch, one run at a time.
 
     TensorDataset + DataLoader(shuffle=True, batch_size) + Adam, float32 throughout,
-    validation and test accuracy after every epoch (as the engine does).
+    validation and test accuracy after every epoch (as the engine does). On a GPU the
+    model and the evaluation sets live there and each batch is moved as it comes.
     """
+    device = device or torch.device("cpu")
     clock = Clock()
     torch.manual_seed(seed)
-    model = build_model(list(spec))
+    model = build_model(list(spec)).to(device)
     x = torch.tensor(data.x_train, dtype=torch.float32) / 255
     loader = DataLoader(TensorDataset(x, torch.tensor(data.y_train, dtype=torch.int64)),
                         batch_size=config.batch_size, shuffle=True)
-    x_val = torch.tensor(data.x_val, dtype=torch.float32) / 255
-    x_test = torch.tensor(data.x_test, dtype=torch.float32) / 255
-    y_val, y_test = torch.tensor(data.y_val), torch.tensor(data.y_test)
+    x_val = (torch.tensor(data.x_val, dtype=torch.float32) / 255).to(device)
+    x_test = (torch.tensor(data.x_test, dtype=torch.float32) / 255).to(device)
+    y_val, y_test = torch.tensor(data.y_val).to(device), torch.tensor(data.y_test).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
     test_accuracy = float("nan")
     for _ in range(config.epochs):
         model.train()
         for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
             optimizer.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
             optimizer.step()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad():  # .item() waits for the device: the clock sees all the work
             _val = (model(x_val).argmax(1) == y_val).float().mean().item()
             test_accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     return RunOutcome(clock.wall(), test_accuracy, clock.cpu())
@@ -108,17 +111,25 @@ def training_flops(arch: Architecture, data: Split, epochs: int) -> float:
 
 
 def matmul_rate(dtype: torch.dtype = torch.float32, size: int = 1024,
-                seconds: float = 1.0) -> float:
-    """The machine's dense matmul rate in FLOP/s (best of a few timed bursts)."""
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
+                seconds: float = 1.0, device: torch.device | None = None) -> float:
+    """The device's dense matmul rate in FLOP/s (best of a few timed bursts)."""
+    device = device or torch.device("cpu")
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
     a @ b  # warm up the kernels
+    wait()
     best = 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         tick = time.perf_counter()
         for _ in range(4):
             a @ b
+        wait()
         best = max(best, 4 * 2 * size**3 / (time.perf_counter() - tick))
     return best
 

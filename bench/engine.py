@@ -29,15 +29,16 @@ from worker.train import Split, train
 
 
 def engine_train(arch: Architecture, data: Split, config: TrainConfig, seed: int,
-                 precision: str) -> RunOutcome:
+                 precision: str, device: torch.device | None = None) -> RunOutcome:
     clock = Clock()
-    result = train(arch.layers, data, config, seed=seed, precision=precision)
+    result = train(arch.layers, data, config, seed=seed, precision=precision, device=device)
     final = result.final
     return RunOutcome(clock.wall(), final.test_accuracy if final else 0.0, clock.cpu())
 
 
 def throughput(archs: Sequence[Architecture], data: Split, config: TrainConfig, *,
-               precisions: Sequence[str], repeats: int = 1, seed: int = 0
+               precisions: Sequence[str], repeats: int = 1, seed: int = 0,
+               device: torch.device | None = None
                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per-architecture rows and a total row: samples/s of each side (best wall time of
     ``repeats``), speed-ups in wall and in CPU time, test accuracy, achieved GFLOP/s."""
@@ -49,13 +50,15 @@ def throughput(archs: Sequence[Architecture], data: Split, config: TrainConfig, 
     accuracy: dict[str, list[float]] = {k: [] for k in kinds}
     flops_total = 0.0
     for arch in archs:
-        plain_train(arch.layers, data, TrainConfig(epochs=1, batch_size=config.batch_size),
-                    seed)  # warm-up: first-use costs (kernel JIT, allocations)
+        warm = TrainConfig(epochs=1, batch_size=config.batch_size)
+        plain_train(arch.layers, data, warm, seed, device)  # first-use costs: kernels,
+        engine_train(arch, data, warm, seed, precisions[-1], device)  # allocations, autotuning
         runs: dict[str, list[RunOutcome]] = {k: [] for k in kinds}
         for _ in range(repeats):  # interleaved, so that outside load hits every side
-            runs["plain"].append(plain_train(arch.layers, data, config, seed))
+            runs["plain"].append(plain_train(arch.layers, data, config, seed, device))
             for precision in precisions:
-                runs[precision].append(engine_train(arch, data, config, seed, precision))
+                runs[precision].append(engine_train(arch, data, config, seed, precision,
+                                                    device))
         wall = {k: min(r.seconds for r in v) for k, v in runs.items()}
         cpu = {k: min(r.cpu for r in v) for k, v in runs.items()}
         flops = training_flops(arch, data, config.epochs)

@@ -26,7 +26,7 @@ from bench.sweep import compare, engine_sweep, plain_sweep, queue_sweep, worker_
 from ffqueue.settings import available_cores
 from ffqueue.specs import cnn100, fc12
 from ffqueue.sweeps import TrainConfig
-from worker.device import pick_device, resolve_precision
+from worker.device import configure, pick_device, resolve_precision
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,35 +52,40 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine()}; device {device}; engine precision (auto): {precision}")
     print(f"data: synthetic doodles, {args.per_class} a class: {one_mix.sizes[0]} training, "
           f"{one_mix.sizes[1]} validation, {one_mix.sizes[2]} test drawings a mix")
-    if device.type == "cpu":
-        print(f"measured matmul rate (1024², {threads} threads): "
-              f"fp32 {matmul_rate() / 1e9:.0f} GFLOP/s, "
-              f"bf16 {matmul_rate(torch.bfloat16) / 1e9:.0f} GFLOP/s\n")
+    configure(device)  # as a worker does (TF32, cuDNN autotuning on CUDA): for both sides
+    size = 1024 if device.type == "cpu" else 8192
+    where = f"{threads} threads" if device.type == "cpu" else "fp32 with TF32"
+    print(f"measured matmul rate ({size}², {where}): "
+          f"fp32 {matmul_rate(size=size, device=device) / 1e9:.0f} GFLOP/s, "
+          f"bf16 {matmul_rate(torch.bfloat16, size, device=device) / 1e9:.0f} GFLOP/s\n")
     precisions = ["fp32", "bf16"] if precision == "bf16" else ["fp32"]
     if "a" in sections:
-        _section_a(one_mix, args, precisions)
+        _section_a(one_mix, args, precisions, device)
     if "b" in sections:
-        _section_b(mixes, args, threads, precision)
+        _section_b(mixes, args, threads, precision, device)
     if "c" in sections:
         _section_c(mixes, args, precision, device)
 
 
-def _section_a(one_mix: object, args: argparse.Namespace, precisions: list[str]) -> None:
+def _section_a(one_mix: object, args: argparse.Namespace, precisions: list[str],
+               device: torch.device) -> None:
     for title, archs, epochs in [("fc12", fc12(), args.epochs),
                                  ("cnn100 sample (every tenth net)", cnn100()[::10],
                                   args.cnn_epochs)]:
-        print(f"## (a) engine vs plain loop: {title}, mix_00, {epochs} epoch(s)\n")
+        print(f"## (a) engine vs plain loop on {device}: {title}, mix_00, {epochs} epoch(s)\n")
         rows, summary = throughput(archs, one_mix, TrainConfig(epochs=epochs),  # type: ignore[arg-type]
-                                   precisions=precisions, repeats=args.repeats)
+                                   precisions=precisions, repeats=args.repeats, device=device)
         print(throughput_table(rows, summary, precisions) + "\n", flush=True)
 
 
-def _section_b(mixes: Path, args: argparse.Namespace, threads: int, precision: str) -> None:
-    print(f"## (b) fc12 x 11 mixes through the queue, {args.epochs} epoch(s)\n")
-    plain = plain_sweep(mixes, args.epochs)
-    queued = queue_sweep(mixes, args.epochs)
-    workers = worker_sweep(mixes, args.epochs, processes=threads)
-    engine = engine_sweep(mixes, args.epochs, precision)
+def _section_b(mixes: Path, args: argparse.Namespace, threads: int, precision: str,
+               device: torch.device) -> None:
+    print(f"## (b) fc12 x 11 mixes through the queue on {device}, {args.epochs} epoch(s)\n")
+    plain = plain_sweep(mixes, args.epochs, device)
+    queued = queue_sweep(mixes, args.epochs, device=str(device))
+    threads = threads if device.type == "cpu" else 1  # one worker process feeds a GPU
+    workers = worker_sweep(mixes, args.epochs, processes=threads, device=str(device))
+    engine = engine_sweep(mixes, args.epochs, precision, device)
     rows = [{"how": "plain loop, one run at a time", "runs": plain["done"],
              "seconds": plain["seconds"], "CPU seconds": plain["cpu"], "speed-up": 1.0},
             {"how": "`ffqueue sweep run` (embedded queue, defaults)",

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from bench.common import BENCH_DIR, Clock, load_splits, plain_train
 from ffqueue.specs import fc12
 from ffqueue.sweeps import TrainConfig
@@ -32,12 +34,12 @@ def ffqueue(home: Path, *args: str, env: dict[str, str]) -> subprocess.Completed
 
 
 def queue_sweep(mixes: Path, epochs: int, *, threads: int = 0, fuse: str = "auto",
-                precision: str = "auto") -> dict[str, Any]:
+                precision: str = "auto", device: str = "auto") -> dict[str, Any]:
     """Run the sweep through ``ffqueue sweep run``; its wall time and per-run accuracy.
     ``threads`` sets FFQ_TORCH_THREADS (default: unset, one process per core)."""
     home = BENCH_DIR / f"queue-{fuse}-{precision}"
     shutil.rmtree(home, ignore_errors=True)
-    env = {"FFQ_FUSE": fuse, "FFQ_PRECISION": precision}
+    env = {"FFQ_FUSE": fuse, "FFQ_PRECISION": precision, "FFQ_DEVICE": device}
     if threads:
         env["FFQ_TORCH_THREADS"] = str(threads)
     ffqueue(home, "db", "upgrade", env=env)
@@ -51,7 +53,7 @@ def queue_sweep(mixes: Path, epochs: int, *, threads: int = 0, fuse: str = "auto
             "accuracy": {(r["architecture"], r["mix"]): r["test_accuracy"] for r in done}}
 
 
-def worker_sweep(mixes: Path, epochs: int, *, processes: int,
+def worker_sweep(mixes: Path, epochs: int, *, processes: int, device: str = "auto",
                  timeout: float = 3600) -> dict[str, Any]:
     """The deployed path: ``ffqueue sweep submit``, then ``ffqueue worker --concurrency N``
     (one process per core, one torch thread each) until every run has ended."""
@@ -60,7 +62,7 @@ def worker_sweep(mixes: Path, epochs: int, *, processes: int,
 
     home = BENCH_DIR / f"queue-workers-{processes}"
     shutil.rmtree(home, ignore_errors=True)
-    env: dict[str, str] = {}
+    env = {"FFQ_DEVICE": device}
     ffqueue(home, "db", "upgrade", env=env)
     clock = Clock()
     ffqueue(home, "sweep", "submit", "--preset", "fc12", "--mixes", str(mixes), "--epochs",
@@ -68,7 +70,8 @@ def worker_sweep(mixes: Path, epochs: int, *, processes: int,
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FFQ_")}
     worker = subprocess.Popen([sys.executable, "-m", "ffqueue", "worker", "--concurrency",
                                str(processes), "--queues", "train", "--loglevel", "WARNING"],
-                              env={**clean, "FFQ_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                              env={**clean, **env, "FFQ_HOME": str(home)},
+                              stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     database = sqlite3.connect(home / "ffqueue.db")
     try:
@@ -90,19 +93,21 @@ def worker_sweep(mixes: Path, epochs: int, *, processes: int,
             "accuracy": {(r["architecture"], r["mix"]): r["test_accuracy"] for r in done}}
 
 
-def plain_sweep(mixes: Path, epochs: int) -> dict[str, Any]:
+def plain_sweep(mixes: Path, epochs: int, device: torch.device | None = None) -> dict[str, Any]:
     splits = load_splits(mixes, range(11))
     config = TrainConfig(epochs=epochs)
     accuracy: dict[tuple[str, int], float] = {}
     clock = Clock()
     for arch in fc12():
         for mix, data in enumerate(splits):
-            accuracy[(arch.text, mix)] = plain_train(arch.layers, data, config, 0).test_accuracy
+            accuracy[(arch.text, mix)] = plain_train(arch.layers, data, config, 0,
+                                                      device).test_accuracy
     return {"seconds": clock.wall(), "cpu": clock.cpu(), "runs": len(accuracy),
             "done": len(accuracy), "accuracy": accuracy}
 
 
-def engine_sweep(mixes: Path, epochs: int, precision: str) -> dict[str, Any]:
+def engine_sweep(mixes: Path, epochs: int, precision: str,
+                 device: torch.device | None = None) -> dict[str, Any]:
     """The same 132 runs through ``worker.train.train`` directly: the engine without the
     queue, so that (b) shows what the queue itself costs."""
     from worker.train import train
@@ -113,7 +118,8 @@ def engine_sweep(mixes: Path, epochs: int, precision: str) -> dict[str, Any]:
     clock = Clock()
     for arch in fc12():
         for mix, data in enumerate(splits):
-            final = train(arch.layers, data, config, seed=0, precision=precision).final
+            final = train(arch.layers, data, config, seed=0, precision=precision,
+                          device=device).final
             accuracy[(arch.text, mix)] = final.test_accuracy if final else float("nan")
     return {"seconds": clock.wall(), "cpu": clock.cpu(), "runs": len(accuracy),
             "done": len(accuracy), "accuracy": accuracy}
