@@ -70,6 +70,7 @@ def build_definition(presets: tuple[str, ...], sweep_file: Path | None, mixes: P
 def submit_definition(definition: Any, settings: Settings, *, force: bool = False) -> Any:
     """Create the sweep's rows, then publish its queued runs with a progress bar."""
     from ffqueue.db import require_schema, session_scope
+    from ffqueue.reconciler import queued_run_ids
     from ffqueue.runner import requeue_dead_local_runs
     from ffqueue.scheduler import message_labels, publish, submit
 
@@ -77,10 +78,15 @@ def submit_definition(definition: Any, settings: Settings, *, force: bool = Fals
     with session_scope(settings) as session:
         submission = submit(definition, session=session, force=force)
         requeued = requeue_dead_local_runs(submission.sweep_id, session=session)
-        messages = message_labels(submission.to_publish + requeued, session=session)
+        to_publish = submission.to_publish + requeued
+        # Again: runs whose messages still wait in the broker need no second one.
+        waiting = set() if submission.created else (queued_run_ids(settings) or set())
+        messages = message_labels([r for r in to_publish if r not in waiting], session=session)
     state = "new sweep" if submission.created else "sweep already submitted"
+    already = len(to_publish) - len(messages)
     err.print(f"{state} {submission.name!r} (id {submission.sweep_id}): {submission.runs} runs, "
-              f"{len(messages)} to queue")
+              f"{len(messages)} to queue" + (f", {already} already queued" if already else ""),
+              soft_wrap=True)
     with progress_bar() as progress:
         bar = progress.add_task("queueing runs", total=len(messages))
         publish(messages, settings=settings,

@@ -82,6 +82,23 @@ def test_embedded_sweep_run_goes_through_celery_on_a_folder_queue(tmp_path, tiny
     assert_every_run_done_once(env, database_url, runs=12)
 
 
+def test_submitting_again_queues_only_runs_without_a_message(tmp_path, tiny_mixes):
+    env = {"FFQ_HOME": str(tmp_path / "home")}
+    ffqueue("db", "upgrade", env=env)
+    sweep = write_sweep(tmp_path, tiny_mixes)
+    queue = tmp_path / "home" / "broker" / "queue"
+    first = ffqueue("sweep", "submit", "--file", str(sweep), env=env)
+    assert "12 to queue" in first.stderr and len(list(queue.iterdir())) == 12
+    again = ffqueue("sweep", "submit", "--file", str(sweep), env=env)
+    assert "0 to queue, 12 already queued" in again.stderr
+    assert len(list(queue.iterdir())) == 12  # no second message for a waiting run
+    for message in sorted(queue.iterdir())[:5]:  # the broker loses five messages
+        message.unlink()
+    third = ffqueue("sweep", "submit", "--file", str(sweep), env=env)
+    assert "5 to queue, 7 already queued" in third.stderr
+    assert len(list(queue.iterdir())) == 12
+
+
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_distributed_workers_on_redis_and_postgres(tmp_path, tiny_mixes, redis_url, postgres_url):
