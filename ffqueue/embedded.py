@@ -30,6 +30,7 @@ from rich.progress import (
 from ffqueue.celery_app import ANALYSIS_QUEUE, TRAIN_QUEUE, WAKE_TASK, app
 from ffqueue.cli_common import progress_bar
 from ffqueue.db import session_scope
+from ffqueue.errors import ServiceUnavailable
 from ffqueue.models import RunStatus, Sweep
 from ffqueue.results import status_counts
 from ffqueue.settings import Settings, available_cores, get_settings, use_settings
@@ -78,13 +79,16 @@ def embedded_worker(settings: Settings, *, processes: int | None = None,
         # import lock deadlocks on that module.
         while not ready.wait(0.05) and thread.is_alive():
             pass
+        if not ready.is_set():
+            raise ServiceUnavailable("the embedded worker stopped as it started; "
+                                     "its log above says why")
         yield worker
     finally:
         # Celery's own graceful stop: finish the tasks in hand, then leave the loop. A
         # consumer of the folder queue checks the flag between 2-second polls, and polls
         # once more after seeing it; a no-op message for each poll ends them at once.
         worker_state.should_stop = 0  # type: ignore[assignment]
-        for _ in range(2):
+        for _ in range(2 if thread.is_alive() else 0):
             app.send_task(WAKE_TASK)
         thread.join(shutdown_timeout)
         worker_state.should_stop = None

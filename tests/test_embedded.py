@@ -70,3 +70,21 @@ def test_a_forked_process_does_not_reuse_its_parents_connections(settings) -> No
     assert checked_in == 0 and value == 1  # the parent's pooled connection was left behind
     with engine.connect() as connection:  # and still works in the parent
         assert connection.execute(text("SELECT 2")).scalar() == 2
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_that_dies_as_it_starts_is_an_error_not_a_hang(settings, monkeypatch) -> None:
+    from celery.worker import WorkController
+
+    from ffqueue.embedded import embedded_worker
+    from ffqueue.errors import ServiceUnavailable
+
+    def broken_start(_self: WorkController) -> None:
+        raise RuntimeError("no broker")
+
+    monkeypatch.setattr(WorkController, "start", broken_start)
+    queue = settings.broker_dir / "queue"
+    with (pytest.raises(ServiceUnavailable, match="stopped as it started"),
+          embedded_worker(settings, processes=1)):
+        pytest.fail("the worker never started")
+    assert not any(queue.iterdir())  # and no wake-up message was left behind
