@@ -83,6 +83,9 @@ def test_a_worker_that_dies_as_it_starts_is_an_error_not_a_hang(settings, monkey
         raise RuntimeError("no broker")
 
     monkeypatch.setattr(WorkController, "start", broken_start)
+    # Building a worker marks this process as one (result.get() then refuses to block);
+    # undo that afterwards for the tests that follow.
+    monkeypatch.setattr("celery._state._task_join_will_block", False)
     queue = settings.broker_dir / "queue"
     with (pytest.raises(ServiceUnavailable, match="stopped as it started"),
           embedded_worker(settings, processes=1)):
