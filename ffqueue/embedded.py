@@ -87,8 +87,10 @@ def embedded_worker(settings: Settings, *, processes: int | None = None,
         # Celery's own graceful stop: finish the tasks in hand, then leave the loop. A
         # consumer of the folder queue checks the flag between 2-second polls, and polls
         # once more after seeing it; a no-op message for each poll ends them at once.
+        # (Redis wakes its consumer by itself: a message there would only be left over.)
         worker_state.should_stop = 0  # type: ignore[assignment]
-        for _ in range(2 if thread.is_alive() else 0):
+        polled = settings.uses_filesystem_broker and thread.is_alive()
+        for _ in range(2 if polled else 0):
             app.send_task(WAKE_TASK)
         thread.join(shutdown_timeout)
         worker_state.should_stop = None

@@ -136,6 +136,22 @@ def test_distributed_workers_on_redis_and_postgres(tmp_path, tiny_mixes, redis_u
 
 
 @pytest.mark.redis
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_embedded_sweep_run_on_redis_and_postgres(tmp_path, tiny_mixes, redis_url, postgres_url):
+    import redis
+
+    env = {"FFQ_BROKER_URL": redis_url, "FFQ_DATABASE_URL": postgres_url,
+           "FFQ_HOME": str(tmp_path / "home")}
+    ffqueue("db", "upgrade", env=env)
+    ffqueue("sweep", "run", "--file", str(write_sweep(tmp_path, tiny_mixes)), "--processes",
+            "2", env=env)
+    assert_every_run_done_once(env, postgres_url, runs=12)
+    assert overlapping_runs(postgres_url) > 0
+    client = redis.Redis.from_url(redis_url)
+    assert client.llen("train") == 0 and client.hlen("unacked") == 0  # nothing left over
+
+
 def test_messages_are_json_and_routed_to_their_queues(redis_url):
     import json as jsonlib
 
