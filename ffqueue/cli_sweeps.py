@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -237,17 +236,12 @@ def worker(concurrency: int, queues: str, pool: str | None, loglevel: str,
     from ffqueue.celery_app import app
     from ffqueue.cli_deploy import autoscale_argv
     from ffqueue.db import require_schema
-    from ffqueue.settings import available_cores
+    from ffqueue.settings import sharing_cores, use_settings
 
     scaling, concurrency, pool = autoscale_argv(autoscale, concurrency, pool)
     settings = get_settings()
     require_schema(settings)  # pooled connections don't cross the fork: see ffqueue.db
-    if not settings.torch_threads:
-        # Each process gets its share of the cores: oversubscription is much slower.
-        os.environ.setdefault("FFQ_TORCH_THREADS", str(max(1, available_cores() // concurrency)))
-        from ffqueue.settings import use_settings
-
-        use_settings(None)  # forked children read settings again, with this thread budget
+    use_settings(sharing_cores(settings, concurrency))  # what the forked processes read
     argv = ["worker", "--loglevel", loglevel, "--queues", queues, "--concurrency",
             str(concurrency), "--pool", pool or ("solo" if concurrency == 1 else "prefork")]
     argv += scaling

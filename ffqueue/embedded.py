@@ -33,7 +33,13 @@ from ffqueue.db import session_scope
 from ffqueue.errors import ServiceUnavailable
 from ffqueue.models import RunStatus, Sweep
 from ffqueue.results import status_counts
-from ffqueue.settings import Settings, available_cores, get_settings, use_settings
+from ffqueue.settings import (
+    Settings,
+    available_cores,
+    get_settings,
+    sharing_cores,
+    use_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +65,7 @@ def embedded_worker(settings: Settings, *, processes: int | None = None,
     processes = processes or embedded_processes(settings)
     app.conf.update(celery_config(settings))  # the worker consumes from *these* settings
     previous = get_settings()
-    if processes > 1 and not settings.torch_threads:
-        # The pool processes fork from here and read these settings: a share of the cores
-        # each, as `ffqueue worker --concurrency` gives them (oversubscribing is slower).
-        threads = max(1, available_cores() // processes)
-        use_settings(settings.model_copy(update={"torch_threads": threads}))
+    use_settings(sharing_cores(settings, processes))  # what the pool processes read
     ready = threading.Event()
     worker = WorkController(
         app=app, pool="prefork" if processes > 1 else "solo", concurrency=processes,

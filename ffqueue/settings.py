@@ -203,6 +203,16 @@ def use_settings(settings: Settings | None) -> None:
     _current = settings
 
 
+def sharing_cores(settings: Settings, processes: int) -> Settings:
+    """``settings`` for one of ``processes`` worker processes on this machine: unless
+    FFQ_TORCH_THREADS says otherwise, an equal share of the cores (oversubscribing the
+    cores with torch threads is several times slower)."""
+    if settings.torch_threads:
+        return settings
+    share = max(1, available_cores() // processes)
+    return settings.model_copy(update={"torch_threads": share})
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (respects taskset/cgroup affinity)."""
     try:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from ffqueue.celery_app import celery_config
 from ffqueue.db import get_engine
 from ffqueue.embedded import embedded_processes
-from ffqueue.settings import available_cores, load_settings
+from ffqueue.settings import available_cores, load_settings, sharing_cores
 from tests.test_gpus import fake_smi
 
 
@@ -27,6 +27,17 @@ def test_one_process_per_core_on_a_cpu(tmp_path: Path, no_gpu: None) -> None:
     # FFQ_TORCH_THREADS cores for each process, never fewer than one process.
     assert embedded_processes(load_settings(home=tmp_path, torch_threads=2)) == max(1, cores // 2)
     assert embedded_processes(load_settings(home=tmp_path, torch_threads=cores + 1)) == 1
+
+
+def test_worker_processes_share_the_cores_unless_told(tmp_path: Path) -> None:
+    cores = available_cores()
+    settings = load_settings(home=tmp_path)
+    assert sharing_cores(settings, 1).torch_threads == cores
+    assert sharing_cores(settings, 2).torch_threads == max(1, cores // 2)
+    assert sharing_cores(settings, cores + 5).torch_threads == 1
+    told = load_settings(home=tmp_path, torch_threads=3)
+    assert sharing_cores(told, 2).torch_threads == 3
+    assert settings.torch_threads == 0  # a copy: the settings given are left as they are
 
 
 def test_one_process_on_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
