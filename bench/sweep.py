@@ -17,13 +17,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.common import BENCH_DIR, Clock, load_splits, plain_train
-from ffqueue.specs import fc12
+from ffqueue.data.mixes import Split
+from ffqueue.specs import Architecture, fc12
 from ffqueue.sweeps import TrainConfig
 
 
@@ -94,16 +96,9 @@ def worker_sweep(mixes: Path, epochs: int, *, processes: int, device: str = "aut
 
 
 def plain_sweep(mixes: Path, epochs: int, device: torch.device | None = None) -> dict[str, Any]:
-    splits = load_splits(mixes, range(11))
-    config = TrainConfig(epochs=epochs)
-    accuracy: dict[tuple[str, int], float] = {}
-    clock = Clock()
-    for arch in fc12():
-        for mix, data in enumerate(splits):
-            accuracy[(arch.text, mix)] = plain_train(arch.layers, data, config, 0,
-                                                      device).test_accuracy
-    return {"seconds": clock.wall(), "cpu": clock.cpu(), "runs": len(accuracy),
-            "done": len(accuracy), "accuracy": accuracy}
+    """The 132 runs one after another through the plain PyTorch loop."""
+    return _direct_sweep(mixes, epochs, lambda arch, data, config: plain_train(
+        arch.layers, data, config, 0, device).test_accuracy)
 
 
 def engine_sweep(mixes: Path, epochs: int, precision: str,
@@ -112,15 +107,24 @@ def engine_sweep(mixes: Path, epochs: int, precision: str,
     queue, so that (b) shows what the queue itself costs."""
     from worker.train import train
 
+    def run(arch: Architecture, data: Split, config: TrainConfig) -> float:
+        final = train(arch.layers, data, config, seed=0, precision=precision,
+                      device=device).final
+        return final.test_accuracy if final else float("nan")
+
+    return _direct_sweep(mixes, epochs, run)
+
+
+def _direct_sweep(mixes: Path, epochs: int,
+                  run: Callable[[Architecture, Split, TrainConfig], float]) -> dict[str, Any]:
+    """fc12 x 11 mixes in this process, timed; ``run`` trains one and gives its accuracy."""
     splits = load_splits(mixes, range(11))
     config = TrainConfig(epochs=epochs)
     accuracy: dict[tuple[str, int], float] = {}
     clock = Clock()
     for arch in fc12():
         for mix, data in enumerate(splits):
-            final = train(arch.layers, data, config, seed=0, precision=precision,
-                          device=device).final
-            accuracy[(arch.text, mix)] = final.test_accuracy if final else float("nan")
+            accuracy[(arch.text, mix)] = run(arch, data, config)
     return {"seconds": clock.wall(), "cpu": clock.cpu(), "runs": len(accuracy),
             "done": len(accuracy), "accuracy": accuracy}
 

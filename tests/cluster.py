@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tests.helpers import CLEAN_ENV
+from tests.helpers import CLEAN_ENV, stop
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/nonexistent"))
 
@@ -118,15 +117,7 @@ class Processes:
         return self.start(name, "worker", "--hostname", f"{name}@%h", "--loglevel", "INFO")
 
     def stop_all(self) -> None:
-        for process in self.children.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.children.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(self.children.values())
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")

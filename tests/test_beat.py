@@ -7,7 +7,6 @@ The first tests call the function beat's task runs; the last one runs the real t
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 from ffqueue.db import session_scope
 from ffqueue.models import ClassResult, Dataset, DecayResult, Run, RunStatus, Sweep
 from ffqueue.results import analyze_stale_sweeps
-from tests.helpers import CLEAN_ENV
+from tests.helpers import CLEAN_ENV, stop
 from tests.sweep_factory import finish, make_sweep
 
 ONE_NET = [[{"type": "fc", "units": 16}]]
@@ -164,14 +163,7 @@ def test_beat_and_a_worker_analyse_new_results_and_leave_the_rest(tmp_path, tiny
             assert f"[{sweep_id}]" in ticks(log)
             assert snapshot(settings, sweep_id)[0] > first[0]
         finally:
-            for p in processes:
-                p.send_signal(signal.SIGTERM)
-            for p in processes:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop(processes)
             from ffqueue.db import _engine
 
             _engine.cache_clear()

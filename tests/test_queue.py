@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.helpers import CLEAN_ENV, ffqueue, ffqueue_json
+from tests.helpers import CLEAN_ENV, ffqueue, ffqueue_json, stop
 
 SWEEP = """
 name: queue-test
@@ -123,13 +122,7 @@ def test_distributed_workers_on_redis_and_postgres(tmp_path, tiny_mixes, redis_u
             time.sleep(1)
         assert status["done"] == status["total"] == 12, status
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
+        stop(workers, timeout=30)
     assert_every_run_done_once(env, postgres_url, runs=12)
     hosts = {r["host"] for r in ffqueue_json("results", sweep_id, env=env)}
     assert hosts == {os.uname().nodename}
